@@ -1,0 +1,53 @@
+# reach: build, test, lint, bench, demo.
+# Every target installs what it needs (Go modules, Debian packages) itself.
+
+GO        ?= go
+BIN       := bin/reach
+PKGS      := ./...
+FUZZTIME  ?= 20s
+
+.PHONY: all build test lint bench demo generate deps fuzz clean
+
+all: build
+
+deps:
+	$(GO) mod download
+
+build: deps
+	$(GO) build -o $(BIN) ./cmd/reach
+
+# test: vet, lint and the whole suite (fuzz seeds included). Runs as root in
+# CI, where the tests that need namespaces run too.
+test: deps lint
+	$(GO) test -count=1 $(PKGS)
+
+lint: deps
+	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
+	  if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
+	$(GO) vet $(PKGS)
+	$(GO) run honnef.co/go/tools/cmd/staticcheck@v0.8.2 $(PKGS)
+
+# bench: Go micro-benchmarks (benchstat format) into bench/micro.txt.
+bench: deps
+	$(GO) test -run '^$$' -bench . -benchmem -count 5 $(PKGS) | tee bench/micro.txt
+
+# fuzz: run every fuzz target for FUZZTIME each.
+fuzz: deps
+	$(GO) test ./engine/target -run '^$$' -fuzz '^FuzzParseEntry$$' -fuzztime $(FUZZTIME)
+	$(GO) test ./engine/target -run '^$$' -fuzz '^FuzzParsePorts$$' -fuzztime $(FUZZTIME)
+
+# demo: the scan plan for the built-in demo network: which (address, port)
+# pairs would be probed, in which order. Sends nothing.
+demo: build
+	./$(BIN) targets --no-default-blocklist -b testdata/demo/blocklist.txt -I testdata/demo/targets.txt
+	./$(BIN) iterate --no-default-blocklist -b testdata/demo/blocklist.txt -I testdata/demo/targets.txt \
+	  -p 22,80,443,5432,6379 --seed 2026 --count
+	./$(BIN) iterate --no-default-blocklist -b testdata/demo/blocklist.txt -I testdata/demo/targets.txt \
+	  -p 22,80,443,5432,6379 --seed 2026 | head -n 20
+
+# generate: rebuild generated code (bpf2go output, once bpf/ has a program).
+generate:
+	$(GO) generate $(PKGS)
+
+clean:
+	rm -rf bin

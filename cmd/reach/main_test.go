@@ -1,0 +1,122 @@
+package main
+
+import (
+	"bytes"
+	"flag"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+var update = flag.Bool("update", false, "rewrite the golden files in testdata/")
+
+func reach(t *testing.T, args ...string) (stdout, stderr string, code int) {
+	t.Helper()
+	var out, errb bytes.Buffer
+	code = run(append([]string{"reach"}, args...), &out, &errb)
+	return out.String(), errb.String(), code
+}
+
+func golden(t *testing.T, name, got string) {
+	t.Helper()
+	path := filepath.Join("testdata", name)
+	if *update {
+		if err := os.MkdirAll("testdata", 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(path, []byte(got), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatalf("%v (run go test -update to create it)", err)
+	}
+	if got != string(want) {
+		t.Fatalf("output differs from %s (go test -update rewrites it):\n got: %q\nwant: %q", path, got, want)
+	}
+}
+
+// TestIterateGolden pins the scan order of a seed: a change here changes
+// every resumed or sharded scan, so it must be deliberate.
+func TestIterateGolden(t *testing.T) {
+	out, errs, code := reach(t, "iterate", "--no-default-blocklist", "--seed", "7", "-p", "22,80-81", "198.18.0.0/29", "198.18.1.9")
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, errs)
+	}
+	golden(t, "iterate-seed7.golden", out)
+	if n := strings.Count(out, "\n"); n != 27 {
+		t.Fatalf("%d lines, want 9 addresses × 3 ports", n)
+	}
+}
+
+func TestIterateShardsPartition(t *testing.T) {
+	args := []string{"iterate", "--no-default-blocklist", "--seed", "3", "-p", "443", "-T", "2"}
+	all, _, _ := reach(t, append(args, "198.18.0.0/24")...)
+	seen := map[string]int{}
+	for s := range 3 {
+		out, errs, code := reach(t, append(args, "--shards", "3", "--shard", string(rune('0'+s)), "198.18.0.0/24")...)
+		if code != 0 {
+			t.Fatalf("shard %d: exit %d: %s", s, code, errs)
+		}
+		for l := range strings.SplitSeq(strings.TrimSpace(out), "\n") {
+			seen[l]++
+		}
+	}
+	if len(seen) != 256 || strings.Count(all, "\n") != 256 {
+		t.Fatalf("shards cover %d pairs, whole scan %d; want 256", len(seen), strings.Count(all, "\n"))
+	}
+	for l, n := range seen {
+		if n != 1 || !strings.Contains(all, l+"\n") {
+			t.Fatalf("%s seen %d times", l, n)
+		}
+	}
+}
+
+func TestTargetsAndCount(t *testing.T) {
+	dir := t.TempDir()
+	list := filepath.Join(dir, "t.txt")
+	os.WriteFile(list, []byte("198.18.0.0/24\r\n# c\r\n\r\n198.18.0.128/25\r\n198.18.1.0-198.18.1.3"), 0o644)
+	block := filepath.Join(dir, "b.txt")
+	os.WriteFile(block, []byte("198.18.0.0/26\n"), 0o644)
+	out, errs, code := reach(t, "targets", "--no-default-blocklist", "-b", block, "@"+list)
+	if code != 0 || out != "198.18.0.64/26\n198.18.0.128/25\n198.18.1.0/30\n" || !strings.Contains(errs, "196 addresses in 3 prefixes") {
+		t.Fatalf("exit %d, stdout %q, stderr %q", code, out, errs)
+	}
+	out, _, _ = reach(t, "iterate", "--no-default-blocklist", "-b", block, "-I", list, "-p", "1-3", "--count")
+	if out != "588\n" {
+		t.Fatalf("count = %q, want 588", out)
+	}
+	out, _, _ = reach(t, "targets", "--asn-db", "../../testdata/asn/ip-location-db-asn-slice.csv", "--count", "AS13335")
+	if out != "1615360\n" {
+		t.Fatalf("AS13335 count = %q", out)
+	}
+}
+
+func TestBadInputExitsTwoAndPrintsNothing(t *testing.T) {
+	dir := t.TempDir()
+	bad := filepath.Join(dir, "bad.txt")
+	os.WriteFile(bad, []byte("198.18.0.1\nscanme.example\n"), 0o644)
+	tests := []struct {
+		args []string
+		err  string
+	}{
+		{[]string{"iterate", "-p", "80", "-I", bad}, bad + ":2: \"scanme.example\": not an IPv4 address: hostnames"},
+		{[]string{"iterate", "198.18.0.1"}, "no ports"},
+		{[]string{"iterate", "-p", "0", "198.18.0.1"}, "port 0 out of range"},
+		{[]string{"iterate", "-p", "90-80", "198.18.0.1"}, "reversed range"},
+		{[]string{"iterate", "-p", "80", "198.18.0.0/24"}, "198.18.0.0/15 from default blocklist (benchmarking, RFC 2544) removed 256"},
+		{[]string{"iterate", "-p", "80", "2001:db8::1"}, "IPv6 targets are not supported yet"},
+		{[]string{"iterate", "-p", "80", "198.18.0.1", "-T", "2"}, "flags must come before the targets"},
+		{[]string{"iterate", "-p", "80", "--shards", "2", "--shard", "2", "--no-default-blocklist", "198.18.0.1"}, "shard 2 out of range"},
+		{[]string{"targets", "AS64496"}, "--asn-db"},
+		{[]string{"iterate", "--bogus"}, "flag provided but not defined"},
+	}
+	for _, tt := range tests {
+		out, errs, code := reach(t, tt.args...)
+		if code != exitUsage || out != "" || !strings.Contains(errs, tt.err) {
+			t.Errorf("%v: exit %d, stdout %q, stderr %q; want exit 2, no output, %q", tt.args, code, out, errs, tt.err)
+		}
+	}
+}

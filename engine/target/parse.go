@@ -1,0 +1,223 @@
+package target
+
+import (
+	"bufio"
+	"errors"
+	"fmt"
+	"io"
+	"net/netip"
+	"os"
+	"strconv"
+	"strings"
+)
+
+// Entry is one parsed target, allowlist or blocklist line.
+type Entry struct {
+	// Source names where the entry came from: "FILE:LINE" or "argument N".
+	Source string
+	// Text is the entry as written, without comment and surrounding space.
+	Text string
+	// First and Last bound the inclusive address range (IPv4, host order).
+	// Unset for AS entries.
+	First, Last uint32
+	// ASN is the autonomous system number of an "AS64496" entry.
+	ASN uint32
+	// IsASN marks an AS entry, which needs an ASN dataset to expand.
+	IsASN bool
+	// Warning is set when the entry was accepted with a change the user
+	// should hear about (a CIDR with host bits set is masked).
+	Warning string
+}
+
+// Size is the number of addresses in the entry's range (0 for AS entries).
+func (e Entry) Size() uint64 {
+	if e.IsASN {
+		return 0
+	}
+	return uint64(e.Last) - uint64(e.First) + 1
+}
+
+// ParseEntry parses one target: an IPv4 address (a /32), a CIDR, an
+// inclusive range "a-b", or an AS number "AS64496". Leading and trailing
+// space and a "#" comment are ignored. Hostnames and IPv6 are errors.
+func ParseEntry(s string) (Entry, error) {
+	if i := strings.IndexByte(s, '#'); i >= 0 {
+		s = s[:i]
+	}
+	s = strings.TrimSpace(s)
+	e := Entry{Text: s}
+	switch {
+	case s == "":
+		return e, errors.New("empty target")
+	case strings.ContainsAny(s, " \t,"):
+		return e, fmt.Errorf("%q: one target per entry (address, CIDR, range or AS number)", s)
+	case len(s) > 2 && strings.EqualFold(s[:2], "AS") && isDigits(s[2:]):
+		n, err := strconv.ParseUint(s[2:], 10, 32)
+		if err != nil {
+			return e, fmt.Errorf("%q: AS number out of range (0 to 4294967295)", s)
+		}
+		e.ASN, e.IsASN = uint32(n), true
+		return e, nil
+	case strings.Contains(s, "/"):
+		p, err := netip.ParsePrefix(s)
+		if err != nil {
+			return e, fmt.Errorf("%q: %w", s, explain(s, err))
+		}
+		if !p.Addr().Is4() {
+			return e, fmt.Errorf("%q: IPv6 targets are not supported yet", s)
+		}
+		if m := p.Masked(); m != p {
+			e.Warning = fmt.Sprintf("%s has host bits set; scanning %s", s, m)
+			p = m
+		}
+		e.First = U32(p.Addr())
+		e.Last = e.First | uint32(uint64(1)<<(32-p.Bits())-1)
+		return e, nil
+	case strings.Contains(s, "-"):
+		lo, hi, _ := strings.Cut(s, "-")
+		a, err := parseAddr(strings.TrimSpace(lo))
+		if err != nil {
+			return e, fmt.Errorf("%q: range start: %w", s, err)
+		}
+		b, err := parseAddr(strings.TrimSpace(hi))
+		if err != nil {
+			return e, fmt.Errorf("%q: range end: %w", s, err)
+		}
+		if b < a {
+			return e, fmt.Errorf("%q: reversed range: end is below start", s)
+		}
+		e.First, e.Last = a, b
+		return e, nil
+	default:
+		a, err := parseAddr(s)
+		if err != nil {
+			return e, fmt.Errorf("%q: %w", s, err)
+		}
+		e.First, e.Last = a, a
+		return e, nil
+	}
+}
+
+func parseAddr(s string) (uint32, error) {
+	a, err := netip.ParseAddr(s)
+	if err != nil {
+		return 0, explain(s, err)
+	}
+	if !a.Is4() {
+		return 0, errors.New("IPv6 targets are not supported yet")
+	}
+	return U32(a), nil
+}
+
+// explain turns a parse failure into what the user most likely meant.
+func explain(s string, err error) error {
+	host, _, _ := strings.Cut(s, "/")
+	if strings.Contains(host, ":") {
+		return errors.New("IPv6 targets are not supported yet")
+	}
+	for _, r := range host {
+		if r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' {
+			return errors.New("not an IPv4 address: hostnames are not resolved; give an address, CIDR, range or AS number")
+		}
+	}
+	return fmt.Errorf("not an IPv4 address, CIDR or range: %w", err)
+}
+
+func isDigits(s string) bool {
+	for _, r := range s {
+		if r < '0' || r > '9' {
+			return false
+		}
+	}
+	return s != ""
+}
+
+// ParseArgs parses command-line targets; an argument may hold several
+// entries separated by commas. Sources are "argument N" (1-based).
+func ParseArgs(args []string) ([]Entry, error) {
+	var out []Entry
+	var errs []error
+	for i, a := range args {
+		for f := range strings.SplitSeq(a, ",") {
+			if strings.TrimSpace(f) == "" {
+				continue
+			}
+			e, err := ParseEntry(f)
+			e.Source = fmt.Sprintf("argument %d", i+1)
+			if err != nil {
+				errs = append(errs, fmt.Errorf("%s: %w", e.Source, err))
+				continue
+			}
+			out = append(out, e)
+		}
+	}
+	return out, errors.Join(errs...)
+}
+
+// maxListErrors caps how many bad lines one error reports.
+const maxListErrors = 10
+
+// ReadList parses a target list: one entry a line, "#" comments, blank lines,
+// CRLF line ends and a last line without newline are all accepted. name is
+// used in sources and errors ("FILE:LINE: ..."). Every bad line is an error
+// (the first ten are reported); no entry is returned with an error.
+func ReadList(name string, r io.Reader) ([]Entry, error) {
+	sc := bufio.NewScanner(r)
+	sc.Buffer(make([]byte, 64*1024), 1024*1024)
+	var out []Entry
+	var errs []error
+	bad := 0
+	for line := 1; sc.Scan(); line++ {
+		text := strings.TrimSuffix(sc.Text(), "\r")
+		if line == 1 {
+			text = strings.TrimPrefix(text, "\uFEFF") // UTF-8 byte order mark
+		}
+		if i := strings.IndexByte(text, '#'); i >= 0 {
+			text = text[:i]
+		}
+		if strings.TrimSpace(text) == "" {
+			continue
+		}
+		e, err := ParseEntry(text)
+		e.Source = name + ":" + strconv.Itoa(line)
+		if err != nil {
+			bad++
+			if bad <= maxListErrors {
+				errs = append(errs, fmt.Errorf("%s: %w", e.Source, err))
+			}
+			continue
+		}
+		out = append(out, e)
+	}
+	if err := sc.Err(); err != nil {
+		return nil, fmt.Errorf("read %s: %w", name, err)
+	}
+	if bad > maxListErrors {
+		errs = append(errs, fmt.Errorf("%s: %d more bad lines", name, bad-maxListErrors))
+	}
+	if len(errs) > 0 {
+		return nil, errors.Join(errs...)
+	}
+	return out, nil
+}
+
+// ReadFile opens path and parses it with ReadList.
+func ReadFile(path string) ([]Entry, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("open target list: %w", err)
+	}
+	defer f.Close()
+	return ReadList(path, f)
+}
+
+// U32 returns an IPv4 address as a host-order integer. a must be IPv4.
+func U32(a netip.Addr) uint32 {
+	b := a.As4()
+	return uint32(b[0])<<24 | uint32(b[1])<<16 | uint32(b[2])<<8 | uint32(b[3])
+}
+
+// Addr returns the IPv4 address of a host-order integer.
+func Addr(u uint32) netip.Addr {
+	return netip.AddrFrom4([4]byte{byte(u >> 24), byte(u >> 16), byte(u >> 8), byte(u)})
+}

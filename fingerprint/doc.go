@@ -1,0 +1,3 @@
+// Package fingerprint grabs banners from open ports and identifies the
+// service, product and version behind them.
+package fingerprint
