@@ -3,6 +3,8 @@ module github.com/reachscan/reach
 go 1.26.0
 
 require (
+	github.com/dchest/siphash v1.2.3
+	github.com/google/gopacket v1.1.19
 	github.com/maxmind/mmdbwriter v1.2.0
 	github.com/oschwald/maxminddb-golang/v2 v2.9.0
 	github.com/urfave/cli/v2 v2.27.7
