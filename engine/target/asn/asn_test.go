@@ -22,7 +22,9 @@ func count(rs []netipx.IPRange) (n uint64) {
 	return n
 }
 
-func u32(b [4]byte) uint32 { return uint32(b[0])<<24 | uint32(b[1])<<16 | uint32(b[2])<<8 | uint32(b[3]) }
+func u32(b [4]byte) uint32 {
+	return uint32(b[0])<<24 | uint32(b[1])<<16 | uint32(b[2])<<8 | uint32(b[3])
+}
 
 // TestRealDataset compares reach's address counts for real ASes with counts
 // computed independently (Python ipaddress, see testdata/asn/README.md).
