@@ -32,8 +32,13 @@ func main() {
 func run(args []string, stdout, stderr io.Writer) int {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	app := newApp(stdout, stderr)
+	exitCode := exitOK
+	app := newApp(stdout, stderr, &exitCode)
 	if err := app.RunContext(ctx, args); err != nil {
+		if errors.Is(err, context.Canceled) && ctx.Err() != nil {
+			fmt.Fprintln(stderr, "reach: interrupted")
+			return exitError
+		}
 		var ue usageError
 		if errors.As(err, &ue) {
 			fmt.Fprintf(stderr, "reach: %v\n", err)
@@ -42,7 +47,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "reach: %v\n", err)
 		return exitError
 	}
-	return exitOK
+	return exitCode
 }
 
 // usageError marks bad flags or input: exit code 2.
@@ -51,7 +56,7 @@ type usageError struct{ err error }
 func (e usageError) Error() string { return e.err.Error() }
 func (e usageError) Unwrap() error { return e.err }
 
-func newApp(stdout, stderr io.Writer) *cli.App {
+func newApp(stdout, stderr io.Writer, exitCode *int) *cli.App {
 	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
 	onUsage := func(_ *cli.Context, err error, _ bool) error { return usageError{err} }
 	commands := []*cli.Command{
@@ -62,13 +67,17 @@ func newApp(stdout, stderr io.Writer) *cli.App {
 		c.OnUsageError = onUsage
 	}
 	return &cli.App{
-		Name:           "reach",
-		Usage:          "what can the internet reach? a fast stateless TCP SYN port scanner",
-		Version:        version,
-		Writer:         stdout,
-		ErrWriter:      stderr,
-		Commands:       commands,
-		OnUsageError:   onUsage,
+		Name:         "reach",
+		Usage:        "what can the internet reach? a fast stateless TCP SYN port scanner",
+		Version:      version,
+		Writer:       stdout,
+		ErrWriter:    stderr,
+		Commands:     commands,
+		OnUsageError: onUsage,
+		CommandNotFound: func(c *cli.Context, name string) {
+			fmt.Fprintf(c.App.ErrWriter, "reach: unknown command %q; see reach --help\n", name)
+			*exitCode = exitUsage
+		},
 		ExitErrHandler: func(*cli.Context, error) {},
 	}
 }

@@ -74,6 +74,13 @@ func TestIterateShardsPartition(t *testing.T) {
 	}
 }
 
+func TestRepeatedPortsMerge(t *testing.T) {
+	out, errs, code := reach(t, "iterate", "--no-default-blocklist", "--count", "-p", "80", "-p", "443,80", "198.18.0.0/30")
+	if code != 0 || out != "8\n" {
+		t.Fatalf("exit %d, %q, %s", code, out, errs)
+	}
+}
+
 func TestTargetsAndCount(t *testing.T) {
 	dir := t.TempDir()
 	list := filepath.Join(dir, "t.txt")
@@ -98,6 +105,12 @@ func TestBadInputExitsTwoAndPrintsNothing(t *testing.T) {
 	dir := t.TempDir()
 	bad := filepath.Join(dir, "bad.txt")
 	os.WriteFile(bad, []byte("198.18.0.1\nscanme.example\n"), 0o644)
+	empty := filepath.Join(dir, "empty.txt")
+	os.WriteFile(empty, []byte("# nothing yet\n"), 0o644)
+	asList := filepath.Join(dir, "as.txt")
+	os.WriteFile(asList, []byte("AS13335\nAS0\n"), 0o644)
+	long := filepath.Join(dir, "long.txt")
+	os.WriteFile(long, []byte("198.18.0.1\n"+strings.Repeat("9", 2<<20)+"\n"), 0o644)
 	tests := []struct {
 		args []string
 		err  string
@@ -112,6 +125,11 @@ func TestBadInputExitsTwoAndPrintsNothing(t *testing.T) {
 		{[]string{"iterate", "-p", "80", "--shards", "2", "--shard", "2", "--no-default-blocklist", "198.18.0.1"}, "shard 2 out of range"},
 		{[]string{"targets", "AS64496"}, "--asn-db"},
 		{[]string{"iterate", "--bogus"}, "flag provided but not defined"},
+		{[]string{"bogus"}, "unknown command \"bogus\""},
+		{[]string{"targets", "-w", empty, "0.0.0.0/0"}, "allowlist " + empty + " has no entries"},
+		{[]string{"targets", "--asn-db", "../../testdata/asn/ip-location-db-asn-slice.csv", "-I", asList}, asList + ":2: AS0: AS0 not found in ASN dataset"},
+		{[]string{"targets", "-I", long}, long + ":2: line longer than 1048576 bytes"},
+		{[]string{"iterate", "-p", "80", "-T", "5000", "--no-default-blocklist", "198.18.0.1"}, "5000 sender threads: at most 1024"},
 	}
 	for _, tt := range tests {
 		out, errs, code := reach(t, tt.args...)

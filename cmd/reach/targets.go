@@ -66,6 +66,10 @@ func buildSet(c *cli.Context, log *slog.Logger) (*target.Set, error) {
 		if err != nil {
 			return nil, usageError{err}
 		}
+		if len(es) == 0 {
+			// an empty allowlist would otherwise mean "no restriction"
+			return nil, usageError{fmt.Errorf("allowlist %s has no entries", f)}
+		}
 		spec.Allow = append(spec.Allow, es...)
 	}
 	for _, f := range c.StringSlice("blocklist-file") {
@@ -131,9 +135,9 @@ func targetsCommand(log *slog.Logger) *cli.Command {
 
 func orderFlags() []cli.Flag {
 	return []cli.Flag{
-		&cli.StringFlag{Name: "ports", Aliases: []string{"p"}, Usage: "ports to probe, e.g. `22,80,443,8000-8100` (required)"},
-		&cli.Uint64Flag{Name: "seed", Usage: "permutation and cookie seed; the same seed gives the same order (default: random, printed)"},
-		&cli.IntFlag{Name: "shards", Value: 1, Usage: "split the scan across this many hosts"},
+		&cli.StringSliceFlag{Name: "ports", Aliases: []string{"p"}, Usage: "ports to probe, e.g. `22,80,443,8000-8100` (required; repeatable)"},
+		&cli.Uint64Flag{Name: "seed", Usage: "permutation and cookie seed; the same seed gives the same order (default: random, logged)", DefaultText: "random"},
+		&cli.IntFlag{Name: "shards", Value: 1, Usage: "split the scan across this many hosts (at most 65536)"},
 		&cli.IntFlag{Name: "shard", Value: 0, Usage: "this host's shard, 0-based"},
 	}
 }
@@ -157,7 +161,7 @@ func buildPlan(c *cli.Context, log *slog.Logger, threads int) (*scan.Plan, error
 	if !c.IsSet("ports") {
 		return nil, usageError{fmt.Errorf("no ports: give -p/--ports, e.g. -p 80 or -p 22,80,443")}
 	}
-	ports, err := target.ParsePorts(c.String("ports"))
+	ports, err := target.ParsePorts(strings.Join(c.StringSlice("ports"), ","))
 	if err != nil {
 		return nil, usageError{err}
 	}
@@ -187,7 +191,7 @@ func iterateCommand(log *slog.Logger) *cli.Command {
 		ArgsUsage: "TARGET... (address, CIDR, a-b range, AS number, @FILE)",
 		Flags: append(append(targetFlags(), orderFlags()...),
 			&cli.IntFlag{Name: "sender-threads", Aliases: []string{"T"}, Value: 1, Usage: "interleave the runs of this many sender threads"},
-			&cli.BoolFlag{Name: "count", Usage: "print only the number of (address, port) pairs of this shard"},
+			&cli.BoolFlag{Name: "count", Usage: "print only the number of (address, port) pairs of this shard (with --shards > 1 it walks the shard, about 10 ns a pair)"},
 		),
 		Action: func(c *cli.Context) error {
 			plan, err := buildPlan(c, log, c.Int("sender-threads"))

@@ -79,6 +79,12 @@ type Layout struct {
 	Threads int
 }
 
+// Layout limits.
+const (
+	MaxShards  = 1 << 16
+	MaxThreads = 1 << 10
+)
+
 // Runs is the number of disjoint runs the whole cycle is split into (S·T).
 func (l Layout) Runs() int { return l.Shards * l.Threads }
 
@@ -91,8 +97,10 @@ func (l Layout) Validate() error {
 		return fmt.Errorf("shard %d out of range: with %d shards it must be in [0, %d]", l.Shard, l.Shards, l.Shards-1)
 	case l.Threads < 1:
 		return fmt.Errorf("sender threads must be at least 1, got %d", l.Threads)
-	case l.Shards > 1<<16 || l.Threads > 1<<10:
-		return fmt.Errorf("layout %d shards × %d threads is too large", l.Shards, l.Threads)
+	case l.Shards > MaxShards:
+		return fmt.Errorf("%d shards: at most %d", l.Shards, MaxShards)
+	case l.Threads > MaxThreads:
+		return fmt.Errorf("%d sender threads: at most %d", l.Threads, MaxThreads)
 	}
 	return nil
 }

@@ -88,6 +88,25 @@ func Build(spec Spec) (*Set, error) {
 	return set, nil
 }
 
+// BuildBlocklist returns the set of addresses spec never scans: its Block
+// entries and, unless lifted, the default blocklist. The sender checks every
+// frame against it once more before writing it.
+func BuildBlocklist(spec Spec) (*Set, error) {
+	blocks := spec.Block
+	if !spec.NoDefaultBlocklist {
+		blocks = append(DefaultBlocklist(), blocks...)
+	}
+	asns, err := resolveASNs(Spec{Block: blocks, ASN: spec.ASN})
+	if err != nil {
+		return nil, err
+	}
+	u, err := union(blocks, asns)
+	if err != nil {
+		return nil, err
+	}
+	return fromIPSet(u), nil
+}
+
 func resolveASNs(spec Spec) (map[uint32][]netipx.IPRange, error) {
 	var want []uint32
 	for _, list := range [][]Entry{spec.Targets, spec.Allow, spec.Block} {
@@ -101,13 +120,35 @@ func resolveASNs(spec Spec) (map[uint32][]netipx.IPRange, error) {
 		return nil, nil
 	}
 	if spec.ASN == nil {
-		return nil, fmt.Errorf("AS%d: AS numbers need an ASN dataset (--asn-db FILE)", want[0])
+		e := asEntry(spec, want[0])
+		return nil, fmt.Errorf("%s: %s: AS numbers need an ASN dataset (--asn-db FILE)", e.Source, e.Text)
 	}
 	m, err := spec.ASN.Resolve(want)
+	var nf interface{ MissingASNs() []uint32 }
+	if errors.As(err, &nf) {
+		var where []string
+		for _, a := range nf.MissingASNs() {
+			e := asEntry(spec, a)
+			where = append(where, e.Source+": "+e.Text)
+		}
+		return nil, fmt.Errorf("%s: %w", strings.Join(where, ", "), err)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("expand AS numbers: %w", err)
 	}
 	return m, nil
+}
+
+// asEntry returns the first entry of spec naming asn.
+func asEntry(spec Spec, asn uint32) Entry {
+	for _, list := range [][]Entry{spec.Targets, spec.Allow, spec.Block} {
+		for _, e := range list {
+			if e.IsASN && e.ASN == asn {
+				return e
+			}
+		}
+	}
+	return Entry{Source: "AS list", Text: fmt.Sprintf("AS%d", asn)}
 }
 
 func union(entries []Entry, asns map[uint32][]netipx.IPRange) (*netipx.IPSet, error) {

@@ -49,22 +49,24 @@ func ParseEntry(s string) (Entry, error) {
 	switch {
 	case s == "":
 		return e, errors.New("empty target")
+	case s[0] == '@':
+		return e, fmt.Errorf("%s: @FILE lists are read only from the command line, not from inside a list", quote(s))
 	case strings.ContainsAny(s, " \t,"):
-		return e, fmt.Errorf("%q: one target per entry (address, CIDR, range or AS number)", s)
+		return e, fmt.Errorf("%s: one target per entry (address, CIDR, range or AS number)", quote(s))
 	case len(s) > 2 && strings.EqualFold(s[:2], "AS") && isDigits(s[2:]):
 		n, err := strconv.ParseUint(s[2:], 10, 32)
 		if err != nil {
-			return e, fmt.Errorf("%q: AS number out of range (0 to 4294967295)", s)
+			return e, fmt.Errorf("%s: AS number out of range (0 to 4294967295)", quote(s))
 		}
 		e.ASN, e.IsASN = uint32(n), true
 		return e, nil
 	case strings.Contains(s, "/"):
 		p, err := netip.ParsePrefix(s)
 		if err != nil {
-			return e, fmt.Errorf("%q: %w", s, explain(s, err))
+			return e, fmt.Errorf("%s: %w", quote(s), explain(s, err))
 		}
 		if !p.Addr().Is4() {
-			return e, fmt.Errorf("%q: IPv6 targets are not supported yet", s)
+			return e, fmt.Errorf("%s: IPv6 targets are not supported yet", quote(s))
 		}
 		if m := p.Masked(); m != p {
 			e.Warning = fmt.Sprintf("%s has host bits set; scanning %s", s, m)
@@ -77,21 +79,21 @@ func ParseEntry(s string) (Entry, error) {
 		lo, hi, _ := strings.Cut(s, "-")
 		a, err := parseAddr(strings.TrimSpace(lo))
 		if err != nil {
-			return e, fmt.Errorf("%q: range start: %w", s, err)
+			return e, fmt.Errorf("%s: range start: %w", quote(s), err)
 		}
 		b, err := parseAddr(strings.TrimSpace(hi))
 		if err != nil {
-			return e, fmt.Errorf("%q: range end: %w", s, err)
+			return e, fmt.Errorf("%s: range end: %w", quote(s), err)
 		}
 		if b < a {
-			return e, fmt.Errorf("%q: reversed range: end is below start", s)
+			return e, fmt.Errorf("%s: reversed range: end is below start", quote(s))
 		}
 		e.First, e.Last = a, b
 		return e, nil
 	default:
 		a, err := parseAddr(s)
 		if err != nil {
-			return e, fmt.Errorf("%q: %w", s, err)
+			return e, fmt.Errorf("%s: %w", quote(s), err)
 		}
 		e.First, e.Last = a, a
 		return e, nil
@@ -120,7 +122,11 @@ func explain(s string, err error) error {
 			return errors.New("not an IPv4 address: hostnames are not resolved; give an address, CIDR, range or AS number")
 		}
 	}
-	return fmt.Errorf("not an IPv4 address, CIDR or range: %w", err)
+	msg := err.Error()
+	if i := strings.LastIndex(msg, "): "); i >= 0 {
+		msg = msg[i+3:] // drop netip's echo of the input
+	}
+	return errors.New("not an IPv4 address, CIDR or range: " + msg)
 }
 
 func isDigits(s string) bool {
@@ -157,17 +163,32 @@ func ParseArgs(args []string) ([]Entry, error) {
 // maxListErrors caps how many bad lines one error reports.
 const maxListErrors = 10
 
+// maxLineBytes is the longest line a target list may have.
+const maxLineBytes = 1 << 20
+
+// maxQuoted is how much of a bad entry an error message quotes.
+const maxQuoted = 64
+
+// quote quotes s for an error message, shortened to maxQuoted bytes.
+func quote(s string) string {
+	if len(s) > maxQuoted {
+		return fmt.Sprintf("%q… (%d bytes)", s[:maxQuoted], len(s))
+	}
+	return fmt.Sprintf("%q", s)
+}
+
 // ReadList parses a target list: one entry a line, "#" comments, blank lines,
 // CRLF line ends and a last line without newline are all accepted. name is
 // used in sources and errors ("FILE:LINE: ..."). Every bad line is an error
 // (the first ten are reported); no entry is returned with an error.
 func ReadList(name string, r io.Reader) ([]Entry, error) {
 	sc := bufio.NewScanner(r)
-	sc.Buffer(make([]byte, 64*1024), 1024*1024)
+	sc.Buffer(make([]byte, 64*1024), maxLineBytes)
 	var out []Entry
 	var errs []error
-	bad := 0
+	bad, lastLine := 0, 0
 	for line := 1; sc.Scan(); line++ {
+		lastLine = line
 		text := strings.TrimSuffix(sc.Text(), "\r")
 		if line == 1 {
 			text = strings.TrimPrefix(text, "\uFEFF") // UTF-8 byte order mark
@@ -190,6 +211,9 @@ func ReadList(name string, r io.Reader) ([]Entry, error) {
 		out = append(out, e)
 	}
 	if err := sc.Err(); err != nil {
+		if errors.Is(err, bufio.ErrTooLong) {
+			return nil, fmt.Errorf("%s:%d: line longer than %d bytes", name, lastLine+1, maxLineBytes)
+		}
 		return nil, fmt.Errorf("read %s: %w", name, err)
 	}
 	if bad > maxListErrors {

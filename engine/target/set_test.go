@@ -329,3 +329,19 @@ func BenchmarkBuildOptOut(b *testing.B) {
 	b.ReportMetric(float64(s.MemoryBytes()), "set-bytes")
 	b.ReportMetric(float64(s.Intervals()), "intervals")
 }
+
+func TestBuildBlocklist(t *testing.T) {
+	bl, err := BuildBlocklist(Spec{Block: mustEntries(t, "198.51.100.7", "203.0.114.0/24")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for a, want := range map[string]bool{"10.1.2.3": true, "198.18.0.1": true, "203.0.114.9": true, "8.8.8.8": false, "198.20.0.1": false} {
+		if bl.Contains(U32(netip.MustParseAddr(a))) != want {
+			t.Errorf("%s blocked = %v, want %v", a, !want, want)
+		}
+	}
+	empty, err := BuildBlocklist(Spec{NoDefaultBlocklist: true})
+	if err != nil || empty.Len() != 0 || empty.Contains(0x01020304) {
+		t.Fatalf("empty blocklist: %v, len %d", err, empty.Len())
+	}
+}

@@ -103,7 +103,7 @@ func openMaybeGzip(path string) (io.Reader, func(), error) {
 	zr, err := gzip.NewReader(br)
 	if err != nil {
 		f.Close()
-		return nil, nil, fmt.Errorf("open ASN dataset %s: gzip: %w", path, err)
+		return nil, nil, fmt.Errorf("open ASN dataset %s: %w", path, err)
 	}
 	return zr, func() { zr.Close(); f.Close() }, nil
 }
@@ -115,7 +115,7 @@ func sniff(path string, head []byte) (Format, error) {
 	}
 	sc := bufio.NewScanner(bytes.NewReader(head))
 	for checked := 0; sc.Scan() && checked < sniffLines; {
-		line := strings.TrimSpace(sc.Text())
+		line := strings.TrimSpace(strings.TrimPrefix(sc.Text(), "\uFEFF"))
 		if line == "" || line[0] == '#' {
 			continue
 		}
@@ -220,25 +220,43 @@ func (db *DB) Resolve(asns []uint32) (map[uint32][]netipx.IPRange, error) {
 		return nil, err
 	}
 	out := make(map[uint32][]netipx.IPRange, len(want))
-	var missing []string
+	var missing []uint32
 	for _, a := range asns {
 		s, err := want[a].IPSet()
 		if err != nil {
 			return nil, fmt.Errorf("AS%d: %w", a, err)
 		}
 		if len(s.Ranges()) == 0 {
-			missing = append(missing, "AS"+strconv.FormatUint(uint64(a), 10))
+			if !slices.Contains(missing, a) {
+				missing = append(missing, a)
+			}
 			continue
 		}
 		out[a] = s.Ranges()
 	}
 	if len(missing) > 0 {
-		slices.Sort(missing)
-		missing = slices.Compact(missing)
-		return nil, fmt.Errorf("%s not found in ASN dataset %s (%s)", strings.Join(missing, ", "), db.path, db.format)
+		return nil, &NotFoundError{ASNs: missing, Path: db.path, Format: db.format}
 	}
 	return out, nil
 }
+
+// NotFoundError lists AS numbers with no IPv4 range in a dataset.
+type NotFoundError struct {
+	ASNs   []uint32
+	Path   string
+	Format Format
+}
+
+func (e *NotFoundError) Error() string {
+	names := make([]string, len(e.ASNs))
+	for i, a := range e.ASNs {
+		names[i] = "AS" + strconv.FormatUint(uint64(a), 10)
+	}
+	return fmt.Sprintf("%s not found in ASN dataset %s (%s)", strings.Join(names, ", "), e.Path, e.Format)
+}
+
+// MissingASNs returns the AS numbers not found.
+func (e *NotFoundError) MissingASNs() []uint32 { return e.ASNs }
 
 func (db *DB) readText(add func(uint32, netipx.IPRange)) error {
 	r, closeFn, err := openMaybeGzip(db.path)
@@ -315,7 +333,7 @@ func parseIP2ASN(line string, add func(uint32, netipx.IPRange)) error {
 func parseIPLocationDB(line string, add func(uint32, netipx.IPRange)) error {
 	f, err := csv.NewReader(strings.NewReader(line)).Read()
 	if err != nil {
-		return fmt.Errorf("csv: %w", err)
+		return fmt.Errorf("not a CSV row: %w", err)
 	}
 	if len(f) < 3 {
 		return fmt.Errorf("want start, end, AS, organisation, got %d fields", len(f))

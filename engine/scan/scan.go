@@ -1,0 +1,170 @@
+package scan
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/netip"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/reachscan/reach/engine/netif"
+	"github.com/reachscan/reach/engine/packet"
+	"github.com/reachscan/reach/engine/permute"
+	"github.com/reachscan/reach/engine/send"
+	"github.com/reachscan/reach/engine/target"
+)
+
+// Config is a validated scan configuration. The CLI builds it; nothing here
+// reads flags.
+type Config struct {
+	Plan      *Plan
+	Blocklist *target.Set // checked once more for every frame
+
+	// RatePPS is the send rate in packets per second across all threads;
+	// 0 means unlimited. BandwidthBPS (bit/s), when set, overrides it through
+	// the on-wire frame size.
+	RatePPS      float64
+	BandwidthBPS float64
+	Probes       int // copies per target, counted inside the rate
+	SourcePorts  packet.PortWindow
+	Net          netif.Config
+	TCPOptions   packet.Options
+	TTL          uint8
+	Method       send.Method
+	MaxTargets   uint64
+	Resume       []permute.Position
+
+	// DryRun prints every probe to DryRunOut instead of sending it.
+	DryRun    bool
+	DryRunOut io.Writer
+
+	// StatusEvery is the status-line period (0: none).
+	StatusEvery time.Duration
+	Log         *slog.Logger
+}
+
+// Result is what a finished (or stopped) scan reports.
+type Result struct {
+	Sent, Targets, Refused, Drops uint64
+	Duration                      time.Duration
+	Positions                     []permute.Position // checkpoint per sender thread
+	Path                          *netif.Path
+	RatePPS                       float64 // the rate asked for, after --bandwidth
+}
+
+// Run sends the scan's probes. Cancelling ctx stops the senders after their
+// current batch; the Result's positions then resume the scan exactly.
+func Run(ctx context.Context, cfg Config) (*Result, error) {
+	if cfg.Plan == nil || cfg.Blocklist == nil || cfg.Log == nil {
+		return nil, errors.New("scan: incomplete config")
+	}
+	first, _ := cfg.Plan.Space.Pair(0)
+	path, err := lookupPath(ctx, cfg, target.Addr(first))
+	if err != nil {
+		return nil, err
+	}
+	if !cfg.DryRun {
+		if err := netif.CheckPortRange(cfg.SourcePorts.First, cfg.SourcePorts.Last(), path.SourceIPs); err != nil {
+			return nil, err
+		}
+	}
+	cookie, err := packet.NewCookie(cfg.Plan.Seed, cfg.SourcePorts, cfg.Probes)
+	if err != nil {
+		return nil, err
+	}
+	tmplCfg := packet.TemplateConfig{SrcMAC: path.SrcMAC, DstMAC: path.NextHop, TTL: cfg.TTL, Options: cfg.TCPOptions}
+	tmpl, err := packet.NewTemplate(tmplCfg)
+	if err != nil {
+		return nil, err
+	}
+	rate := cfg.RatePPS
+	if cfg.BandwidthBPS > 0 {
+		rate = send.BandwidthToRate(cfg.BandwidthBPS, packet.FrameLen(tmpl.Len()))
+	}
+	sources := make([]uint32, len(path.SourceIPs))
+	for i, a := range path.SourceIPs {
+		sources[i] = target.U32(a)
+	}
+	var dryMu sync.Mutex
+	open := func(_ int, frameLen int, drops *atomic.Uint64) (send.Transport, error) {
+		if cfg.DryRun {
+			return send.NewDryRun(cfg.DryRunOut, &dryMu, frameLen), nil
+		}
+		return send.Open(cfg.Method, path.Iface, frameLen, drops)
+	}
+	s, err := send.New(send.Config{
+		Space: cfg.Plan.Space, Cycle: cfg.Plan.Cycle, Layout: cfg.Plan.Layout, Resume: cfg.Resume,
+		Cookie: cookie, Template: tmplCfg, Sources: sources, Blocklist: cfg.Blocklist,
+		RatePPS: rate, MaxTargets: cfg.MaxTargets, Open: open,
+	})
+	if err != nil {
+		return nil, err
+	}
+	cfg.Log.Info("scan starting", "interface", path.Iface.Name, "source", path.SourceIPs[0], "next_hop_mac", path.NextHop.String(),
+		"targets", cfg.Plan.Space.Set().Len(), "ports", len(cfg.Plan.Space.Ports()), "rate_pps", rate, "threads", cfg.Plan.Layout.Threads,
+		"method", cfg.Method, "frame_bytes", tmpl.Len(), "seed", cfg.Plan.Seed, "dry_run", cfg.DryRun)
+	start := time.Now()
+	done := make(chan struct{})
+	var wg sync.WaitGroup
+	if cfg.StatusEvery > 0 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			status(cfg, s, start, done)
+		}()
+	}
+	runErr := s.Run(ctx)
+	close(done)
+	wg.Wait()
+	res := &Result{Duration: time.Since(start), Positions: s.Positions(), Path: path, RatePPS: rate}
+	res.Sent, res.Targets, res.Refused, res.Drops = s.Totals()
+	return res, runErr
+}
+
+func lookupPath(ctx context.Context, cfg Config, dst netip.Addr) (*netif.Path, error) {
+	path, err := netif.Lookup(ctx, dst, cfg.Net)
+	if err == nil || !cfg.DryRun {
+		return path, err
+	}
+	// A dry run needs no network: fall back to placeholders.
+	cfg.Log.Warn("dry run without a usable route; using placeholder addresses", "err", err)
+	src := cfg.Net.SourceIPs
+	if len(src) == 0 {
+		src = []netip.Addr{netip.IPv4Unspecified()}
+	}
+	mac := cfg.Net.GatewayMAC
+	if mac == nil {
+		mac = net.HardwareAddr{0, 0, 0, 0, 0, 0}
+	}
+	return &netif.Path{Iface: &net.Interface{Name: "none"}, SourceIPs: src, SrcMAC: net.HardwareAddr{0, 0, 0, 0, 0, 0}, NextHop: mac}, nil
+}
+
+// status logs a ZMap-like line every cfg.StatusEvery until done closes.
+func status(cfg Config, s *send.Sender, start time.Time, done <-chan struct{}) {
+	tick := time.NewTicker(cfg.StatusEvery)
+	defer tick.Stop()
+	total := cfg.Plan.Space.Len() / uint64(cfg.Plan.Layout.Shards)
+	if cfg.MaxTargets > 0 {
+		total = min(total, cfg.MaxTargets)
+	}
+	var lastSent uint64
+	last := start
+	for {
+		select {
+		case <-done:
+			return
+		case now := <-tick.C:
+			sent, targets, refused, drops := s.Totals()
+			rate := float64(sent-lastSent) / now.Sub(last).Seconds()
+			lastSent, last = sent, now
+			pct := 100 * float64(targets) / float64(max(total, 1))
+			cfg.Log.Info(fmt.Sprintf("%s %5.1f%% sent %d (%.0f pps) refused %d drops %d",
+				now.Sub(start).Round(time.Second), pct, sent, rate, refused, drops))
+		}
+	}
+}
