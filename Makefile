@@ -10,7 +10,15 @@ FUZZTIME  ?= 20s
 
 all: build
 
+# Debian packages the tests and the demo use (namespaces, capture, peers).
+APT_PKGS := iproute2 tcpdump ethtool nftables
+
 deps:
+	@missing=""; for p in $(APT_PKGS); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	  if [ -n "$$missing" ]; then \
+	    if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \
+	    else echo "missing Debian packages:$$missing (install them as root; tests that need them skip)"; fi; \
+	  fi
 	$(GO) mod download
 
 build: deps

@@ -60,6 +60,7 @@ func newApp(stdout, stderr io.Writer, exitCode *int) *cli.App {
 	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
 	onUsage := func(_ *cli.Context, err error, _ bool) error { return usageError{err} }
 	commands := []*cli.Command{
+		scanCommand(log),
 		iterateCommand(log),
 		targetsCommand(log),
 	}

@@ -6,6 +6,7 @@ import (
 	"net"
 	"runtime"
 	"sync/atomic"
+	"time"
 	"unsafe"
 
 	"golang.org/x/sys/unix"
@@ -233,7 +234,22 @@ func (t *ringTransport) flush() error {
 	}
 }
 
+// drainTimeout bounds how long Close waits for the kernel to send what is
+// still in the ring.
+const drainTimeout = time.Second
+
 func (t *ringTransport) Close() error {
+	// every slot must be sent before the ring is unmapped
+	deadline := time.Now().Add(drainTimeout)
+	for i := 0; i < t.slots && time.Now().Before(deadline); {
+		if atomic.LoadUint32(t.status(i))&(unix.TP_STATUS_SEND_REQUEST|unix.TP_STATUS_SENDING) == 0 {
+			i++
+			continue
+		}
+		t.flush()
+		pfd := []unix.PollFd{{Fd: int32(t.fd), Events: unix.POLLOUT}}
+		unix.Poll(pfd, 1)
+	}
 	err := unix.Munmap(t.ring)
 	if cerr := unix.Close(t.fd); err == nil {
 		err = cerr

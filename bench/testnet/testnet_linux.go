@@ -1,0 +1,172 @@
+// Package testnet builds the simulated network that tests, the demo and the
+// benchmarks scan: a scanner namespace and a "net" namespace joined by a veth
+// pair, with addresses only in 198.18.0.0/15 (RFC 2544 benchmarking space)
+// and no route anywhere else, so no probe can leave the machine.
+//
+//	ns scan ── veth ── ns net
+//	198.18.0.1/24      198.18.0.254/24
+//	route 198.19/16    local 198.19.0.0/16 dev lo (AnyIP)
+//	  via .254
+//
+// Everything it creates is removed by Close, also after a failure.
+package testnet
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"net/netip"
+	"os"
+	"os/exec"
+	"strings"
+)
+
+// Addresses of the simulated network.
+var (
+	ScanIP    = netip.MustParseAddr("198.18.0.1")
+	GatewayIP = netip.MustParseAddr("198.18.0.254")
+	// Internet is the address block the net namespace answers for.
+	Internet = netip.MustParsePrefix("198.19.0.0/16")
+)
+
+// Options select the far side's behaviour.
+type Options struct {
+	// AnyIP makes the net namespace's kernel own all of Internet, so it
+	// answers SYNs itself (SYN-ACK from listeners, RST otherwise).
+	AnyIP bool
+	// GRO turns on GRO on the scanner's veth end, which XDP_TX on the net
+	// side needs to deliver (and XDP_TX from the scanner side likewise).
+	GRO bool
+}
+
+// Network is one simulated network.
+type Network struct {
+	Scan, Net     string // namespace names
+	ScanIf, NetIf string // veth ends, inside their namespaces
+	created       []string
+	closed        bool
+}
+
+// Available reports why the simulated network cannot be built here, or nil.
+func Available() error {
+	if os.Geteuid() != 0 {
+		return errors.New("needs root (network namespaces, veth, AF_PACKET)")
+	}
+	if _, err := exec.LookPath("ip"); err != nil {
+		return errors.New("needs iproute2's ip command (apt-get install iproute2)")
+	}
+	return nil
+}
+
+// New builds a simulated network with unique names. Call Close when done.
+func New(ctx context.Context, opt Options) (_ *Network, err error) {
+	if err := Available(); err != nil {
+		return nil, err
+	}
+	var b [3]byte
+	rand.Read(b[:])
+	id := hex.EncodeToString(b[:])
+	n := &Network{Scan: "reach-s-" + id, Net: "reach-n-" + id, ScanIf: "rs" + id, NetIf: "rn" + id}
+	defer func() {
+		if err != nil {
+			n.Close()
+		}
+	}()
+	for _, ns := range []string{n.Scan, n.Net} {
+		if err := run(ctx, "ip", "netns", "add", ns); err != nil {
+			return nil, err
+		}
+		n.created = append(n.created, ns)
+		// no IPv6 (router solicitations, MLD) and loopback up
+		for _, c := range [][]string{
+			{"sysctl", "-qw", "net.ipv6.conf.all.disable_ipv6=1"},
+			{"sysctl", "-qw", "net.ipv6.conf.default.disable_ipv6=1"},
+			{"ip", "link", "set", "lo", "up"},
+		} {
+			if err := n.run(ctx, ns, c...); err != nil {
+				return nil, err
+			}
+		}
+	}
+	// the veth pair is created directly inside the two namespaces
+	if err := run(ctx, "ip", "link", "add", n.ScanIf, "netns", n.Scan, "type", "veth", "peer", "name", n.NetIf, "netns", n.Net); err != nil {
+		return nil, err
+	}
+	steps := []struct {
+		ns   string
+		args []string
+	}{
+		{n.Scan, []string{"ip", "addr", "add", ScanIP.String() + "/24", "dev", n.ScanIf}},
+		{n.Scan, []string{"ip", "link", "set", n.ScanIf, "up"}},
+		{n.Scan, []string{"ip", "route", "add", Internet.String(), "via", GatewayIP.String(), "dev", n.ScanIf}},
+		{n.Net, []string{"ip", "addr", "add", GatewayIP.String() + "/24", "dev", n.NetIf}},
+		{n.Net, []string{"ip", "link", "set", n.NetIf, "up"}},
+		{n.Net, []string{"ip", "route", "add", ScanIP.String() + "/32", "dev", n.NetIf}},
+	}
+	if opt.AnyIP {
+		steps = append(steps, struct {
+			ns   string
+			args []string
+		}{n.Net, []string{"ip", "route", "add", "local", Internet.String(), "dev", "lo"}})
+	}
+	for _, s := range steps {
+		if err := n.run(ctx, s.ns, s.args...); err != nil {
+			return nil, err
+		}
+	}
+	if _, err := exec.LookPath("ethtool"); err == nil {
+		// kernel-made replies must leave with full checksums: no TX offload
+		for _, e := range []struct{ ns, dev string }{{n.Scan, n.ScanIf}, {n.Net, n.NetIf}} {
+			args := []string{"ethtool", "-K", e.dev, "tx", "off"}
+			if opt.GRO {
+				args = append(args, "gro", "on")
+			}
+			if err := n.run(ctx, e.ns, args...); err != nil {
+				return nil, err
+			}
+		}
+	}
+	return n, nil
+}
+
+// Command returns a command that runs inside namespace ns.
+func (n *Network) Command(ctx context.Context, ns string, name string, args ...string) *exec.Cmd {
+	return exec.CommandContext(ctx, "ip", append([]string{"netns", "exec", ns, name}, args...)...)
+}
+
+func (n *Network) run(ctx context.Context, ns string, args ...string) error {
+	return runCmd(n.Command(ctx, ns, args[0], args[1:]...))
+}
+
+func run(ctx context.Context, name string, args ...string) error {
+	return runCmd(exec.CommandContext(ctx, name, args...))
+}
+
+func runCmd(c *exec.Cmd) error {
+	var stderr bytes.Buffer
+	c.Stderr = &stderr
+	if err := c.Run(); err != nil {
+		return fmt.Errorf("%s: %w: %s", strings.Join(c.Args, " "), err, strings.TrimSpace(stderr.String()))
+	}
+	return nil
+}
+
+// Close deletes the namespaces (and with them the veth pair and every
+// process-less resource inside). Processes started in them must be stopped
+// by their owners first.
+func (n *Network) Close() error {
+	if n.closed {
+		return nil
+	}
+	n.closed = true
+	var errs []error
+	for _, ns := range n.created {
+		if err := run(context.Background(), "ip", "netns", "del", ns); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
+}

@@ -1,0 +1,163 @@
+package main
+
+import (
+	"fmt"
+	"log/slog"
+	"net"
+	"runtime"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/reachscan/reach/engine/netif"
+	"github.com/reachscan/reach/engine/packet"
+	"github.com/reachscan/reach/engine/scan"
+	"github.com/reachscan/reach/engine/send"
+	"github.com/reachscan/reach/engine/target"
+)
+
+func scanCommand(log *slog.Logger) *cli.Command {
+	return &cli.Command{
+		Name:      "scan",
+		Usage:     "send a TCP SYN probe to every (address, port) pair of the targets",
+		ArgsUsage: "TARGET... (address, CIDR, a-b range, AS number, @FILE)",
+		Flags: append(append(targetFlags(), orderFlags()...),
+			&cli.Float64Flag{Name: "rate", Aliases: []string{"r"}, Value: 10000, Usage: "send rate in packets per second across all threads (fractions allowed; 0 = as fast as possible)"},
+			&cli.StringFlag{Name: "bandwidth", Aliases: []string{"B"}, Usage: "send rate as on-wire bandwidth in bit/s, with K, M or G suffix (overrides --rate)"},
+			&cli.IntFlag{Name: "sender-threads", Aliases: []string{"T"}, Value: runtime.NumCPU(), Usage: "sender threads, each with its own socket"},
+			&cli.IntFlag{Name: "probes", Value: 1, Usage: "SYNs per target, each from its own source port (counted inside --rate)"},
+			&cli.StringFlag{Name: "source-port", Value: "61000-65535", Usage: "source-port `RANGE` for probes; must lie outside net.ipv4.ip_local_port_range"},
+			&cli.StringFlag{Name: "source-ip", Aliases: []string{"S"}, Usage: "source `ADDRESS` or range a-b (default: the route's preferred source)"},
+			&cli.StringFlag{Name: "gateway-mac", Aliases: []string{"G"}, Usage: "next-hop `MAC` for routed targets (default: neighbour table, then ARP)"},
+			&cli.StringFlag{Name: "interface", Aliases: []string{"i"}, Usage: "send on this `INTERFACE` (default: the route's)"},
+			&cli.StringFlag{Name: "tcp-options", Value: string(packet.OptionsLinux), Usage: "SYN option layout: linux, windows, bsd, mss or none"},
+			&cli.UintFlag{Name: "ttl", Value: 64, Usage: "IPv4 time to live of probes"},
+			&cli.StringFlag{Name: "send-method", Value: string(send.MethodTXRing), Usage: "how frames reach the kernel: txring (PACKET_TX_RING) or sendmmsg"},
+			&cli.Uint64Flag{Name: "max-targets", Aliases: []string{"n"}, Usage: "stop after this many (address, port) targets of this shard"},
+			&cli.BoolFlag{Name: "dry-run", Usage: "print every probe decoded instead of sending it (needs no privileges)"},
+			&cli.BoolFlag{Name: "quiet", Aliases: []string{"q"}, Usage: "no status line"},
+		),
+		Action: func(c *cli.Context) error {
+			cfg, err := scanConfig(c, log)
+			if err != nil {
+				return err
+			}
+			res, err := scan.Run(c.Context, cfg)
+			if res != nil {
+				log.Info("scan finished", "sent", res.Sent, "targets", res.Targets, "refused", res.Refused, "drops", res.Drops,
+					"seconds", res.Duration.Seconds(), "pps", float64(res.Sent)/max(res.Duration.Seconds(), 1e-9))
+			}
+			return err
+		},
+	}
+}
+
+func scanConfig(c *cli.Context, log *slog.Logger) (scan.Config, error) {
+	var cfg scan.Config
+	threads := c.Int("sender-threads")
+	plan, err := buildPlan(c, log, threads)
+	if err != nil {
+		return cfg, err
+	}
+	usage := func(err error) (scan.Config, error) { return cfg, usageError{err} }
+	window, err := parsePortWindow(c.String("source-port"))
+	if err != nil {
+		return usage(err)
+	}
+	opts, err := packet.ParseOptions(c.String("tcp-options"))
+	if err != nil {
+		return usage(err)
+	}
+	ttl := c.Uint("ttl")
+	if ttl == 0 || ttl > 255 {
+		return usage(fmt.Errorf("ttl %d: want 1-255", ttl))
+	}
+	rate := c.Float64("rate")
+	if rate < 0 {
+		return usage(fmt.Errorf("rate %g: must not be negative", rate))
+	}
+	var bw float64
+	if s := c.String("bandwidth"); s != "" {
+		if bw, err = parseBandwidth(s); err != nil {
+			return usage(err)
+		}
+	}
+	method := send.Method(c.String("send-method"))
+	if method != send.MethodSendmmsg && method != send.MethodTXRing {
+		return usage(fmt.Errorf("send method %q: want txring or sendmmsg", method))
+	}
+	ncfg := netif.Config{Iface: c.String("interface")}
+	if s := c.String("source-ip"); s != "" {
+		if ncfg.SourceIPs, err = netif.ParseSourceIPs(s); err != nil {
+			return usage(err)
+		}
+	}
+	if s := c.String("gateway-mac"); s != "" {
+		if ncfg.GatewayMAC, err = net.ParseMAC(s); err != nil || len(ncfg.GatewayMAC) != 6 {
+			return usage(fmt.Errorf("gateway MAC %q: want six hex bytes such as 02:00:00:00:00:01", s))
+		}
+	}
+	spec, err := blockSpec(c)
+	if err != nil {
+		return cfg, err
+	}
+	block, err := target.BuildBlocklist(spec)
+	if err != nil {
+		return usage(err)
+	}
+	cfg = scan.Config{
+		Plan: plan, Blocklist: block, RatePPS: rate, BandwidthBPS: bw, Probes: c.Int("probes"),
+		SourcePorts: window, Net: ncfg, TCPOptions: opts, TTL: uint8(ttl), Method: method,
+		MaxTargets: c.Uint64("max-targets"), DryRun: c.Bool("dry-run"), DryRunOut: c.App.Writer, Log: log,
+	}
+	if !c.Bool("quiet") && !cfg.DryRun {
+		cfg.StatusEvery = time.Second
+	}
+	if cfg.Probes < 1 || uint32(cfg.Probes) > window.Count {
+		return usage(fmt.Errorf("probes %d: want 1 to the source-port range size %d", cfg.Probes, window.Count))
+	}
+	return cfg, nil
+}
+
+// blockSpec reads the blocklist flags again for the sender's last check.
+func blockSpec(c *cli.Context) (target.Spec, error) {
+	spec := target.Spec{NoDefaultBlocklist: c.Bool("no-default-blocklist")}
+	for _, f := range c.StringSlice("blocklist-file") {
+		es, err := target.ReadFile(f)
+		if err != nil {
+			return spec, usageError{err}
+		}
+		spec.Block = append(spec.Block, es...)
+	}
+	return spec, nil
+}
+
+// parsePortWindow parses --source-port: "61000-65535" or a single port.
+func parsePortWindow(s string) (packet.PortWindow, error) {
+	ports, err := target.ParsePorts(s)
+	if err != nil || strings.Contains(s, ",") {
+		return packet.PortWindow{}, fmt.Errorf("source-port %q: want one port or one range a-b", s)
+	}
+	return packet.PortWindow{First: ports[0], Count: uint32(len(ports))}, nil
+}
+
+// parseBandwidth parses a bit rate such as 100M, 1.5G or 250000.
+func parseBandwidth(s string) (float64, error) {
+	mult := 1.0
+	t := strings.TrimSpace(s)
+	switch {
+	case strings.HasSuffix(t, "K") || strings.HasSuffix(t, "k"):
+		mult, t = 1e3, t[:len(t)-1]
+	case strings.HasSuffix(t, "M") || strings.HasSuffix(t, "m"):
+		mult, t = 1e6, t[:len(t)-1]
+	case strings.HasSuffix(t, "G") || strings.HasSuffix(t, "g"):
+		mult, t = 1e9, t[:len(t)-1]
+	}
+	v, err := strconv.ParseFloat(t, 64)
+	if err != nil || v <= 0 {
+		return 0, fmt.Errorf("bandwidth %q: want a positive number of bit/s with optional K, M or G", s)
+	}
+	return v * mult, nil
+}
