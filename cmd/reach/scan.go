@@ -34,7 +34,7 @@ func scanCommand(log *slog.Logger) *cli.Command {
 			&cli.StringFlag{Name: "interface", Aliases: []string{"i"}, Usage: "send on this `INTERFACE` (default: the route's)"},
 			&cli.StringFlag{Name: "tcp-options", Value: string(packet.OptionsLinux), Usage: "SYN option layout: linux, windows, bsd, mss or none"},
 			&cli.UintFlag{Name: "ttl", Value: 64, Usage: "IPv4 time to live of probes"},
-			&cli.StringFlag{Name: "send-method", Value: string(send.MethodTXRing), Usage: "how frames reach the kernel: txring (PACKET_TX_RING) or sendmmsg"},
+			&cli.StringFlag{Name: "send-method", Value: string(send.MethodSendmmsg), Usage: "how frames reach the kernel: sendmmsg or txring (PACKET_TX_RING)"},
 			&cli.Uint64Flag{Name: "max-targets", Aliases: []string{"n"}, Usage: "stop after this many (address, port) targets of this shard"},
 			&cli.BoolFlag{Name: "dry-run", Usage: "print every probe decoded instead of sending it (needs no privileges)"},
 			&cli.BoolFlag{Name: "quiet", Aliases: []string{"q"}, Usage: "no status line"},

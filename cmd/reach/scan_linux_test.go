@@ -53,7 +53,7 @@ func startCapture(ctx context.Context, t *testing.T, nw *testnet.Network, filter
 		t.Skip("tcpdump not installed (make test installs it)")
 	}
 	path := filepath.Join(t.TempDir(), "far.pcap")
-	cmd := nw.Command(ctx, nw.Net, "tcpdump", "-i", nw.NetIf, "-w", path, "-U", "--immediate-mode", "-B", "65536", "-nn", filter)
+	cmd := nw.Command(ctx, nw.Net, "tcpdump", "-i", nw.NetIf, "-w", path, "-U", "--immediate-mode", "-B", "65536", "-Q", "in", "-nn", filter)
 	stderr, _ := cmd.StderrPipe()
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -120,6 +120,34 @@ func TestScanSendsEveryPairOnce(t *testing.T) {
 	}
 }
 
+// TestScanOnLinkTargets mixes routed targets with targets on the scanner's
+// own subnet: the on-link host that answers ARP is probed at its own MAC,
+// the silent ones are skipped with a warning, the routed ones go to the
+// gateway.
+func TestScanOnLinkTargets(t *testing.T) {
+	if err := testnet.Available(); err != nil {
+		t.Skipf("simulated network unavailable: %v", err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	nw, err := testnet.New(ctx, testnet.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { nw.Close() })
+	stop := startCapture(ctx, t, nw, "ip")
+	out, err := reachIn(ctx, t, nw, nw.Scan, "scan", "--no-default-blocklist", "--seed", "42", "-p", "22,80,443",
+		"--rate", "1000", "--quiet", "198.18.0.250-198.18.0.254", "198.19.0.0/30")
+	if err != nil {
+		t.Fatalf("reach scan: %v\n%s", err, out)
+	}
+	if !strings.Contains(out, "on-link targets did not answer ARP; they are skipped\" count=4") {
+		t.Fatalf("no warning about the 4 silent on-link targets:\n%s", out)
+	}
+	path, _ := stop()
+	checkCapture(t, path, 5*3, 1000)
+}
+
 func checkCapture(t *testing.T, path string, want int, rate float64) {
 	t.Helper()
 	f, err := os.Open(path)
@@ -152,7 +180,7 @@ func checkCapture(t *testing.T, path string, want int, rate float64) {
 		if ip == nil || tcp == nil || !tcp.SYN || tcp.ACK || tcp.RST {
 			t.Fatalf("unexpected frame on the wire: %v", pkt)
 		}
-		if !ip.SrcIP.Equal(testnet.ScanIP.AsSlice()) || ip.DstIP[0] != 198 || ip.DstIP[1] != 19 {
+		if !ip.SrcIP.Equal(testnet.ScanIP.AsSlice()) || ip.DstIP[0] != 198 || ip.DstIP[1]&0xfe != 18 {
 			t.Fatalf("frame %v → %v outside the simulated network", ip.SrcIP, ip.DstIP)
 		}
 		ipHdr := data[packet.EthLen : packet.EthLen+packet.IPv4Len]

@@ -34,12 +34,13 @@ type Path struct {
 	SourceIPs []netip.Addr
 	SrcMAC    net.HardwareAddr
 	Gateway   netip.Addr       // invalid when the destination is on-link
-	NextHop   net.HardwareAddr // gateway's MAC, or the on-link destination's
+	NextHop   net.HardwareAddr // gateway's MAC; nil for an on-link destination (see OnLinkMACs)
 	OnLink    netip.Prefix     // the interface's subnet holding the source address
 }
 
-// Lookup asks the kernel how it would route to dst and resolves the next
-// hop's MAC. It must run in the network namespace the scan sends from.
+// Lookup asks the kernel how it would route to dst and resolves the
+// gateway's MAC (an on-link dst has no gateway: NextHop stays nil). It must
+// run in the network namespace the scan sends from.
 func Lookup(ctx context.Context, dst netip.Addr, cfg Config) (*Path, error) {
 	var opts netlink.RouteGetOptions
 	if cfg.Iface != "" {
@@ -78,16 +79,16 @@ func Lookup(ctx context.Context, dst netip.Addr, cfg Config) (*Path, error) {
 	if p.OnLink, err = onLinkPrefix(link, p.SourceIPs[0]); err != nil {
 		return nil, err
 	}
-	hop := dst
-	if gw, ok := netip.AddrFromSlice(rt.Gw); ok && rt.Gw != nil {
-		p.Gateway = gw.Unmap()
-		hop = p.Gateway
+	gw, ok := netip.AddrFromSlice(rt.Gw)
+	if !ok || rt.Gw == nil {
+		return p, nil // on-link: every such target needs its own MAC
 	}
-	if cfg.GatewayMAC != nil && p.Gateway.IsValid() {
+	p.Gateway = gw.Unmap()
+	if cfg.GatewayMAC != nil {
 		p.NextHop = cfg.GatewayMAC
 		return p, nil
 	}
-	if p.NextHop, err = Neighbour(ctx, ifi, hop, cfg.ARPTimeout); err != nil {
+	if p.NextHop, err = Neighbour(ctx, ifi, p.Gateway, cfg.ARPTimeout); err != nil {
 		return nil, err
 	}
 	return p, nil

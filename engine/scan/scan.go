@@ -50,11 +50,11 @@ type Config struct {
 
 // Result is what a finished (or stopped) scan reports.
 type Result struct {
-	Sent, Targets, Refused, Drops uint64
-	Duration                      time.Duration
-	Positions                     []permute.Position // checkpoint per sender thread
-	Path                          *netif.Path
-	RatePPS                       float64 // the rate asked for, after --bandwidth
+	send.Totals
+	Duration  time.Duration
+	Positions []permute.Position // checkpoint per sender thread
+	Path      *netif.Path
+	RatePPS   float64 // the rate asked for, after --bandwidth
 }
 
 // Run sends the scan's probes. Cancelling ctx stops the senders after their
@@ -63,8 +63,7 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	if cfg.Plan == nil || cfg.Blocklist == nil || cfg.Log == nil {
 		return nil, errors.New("scan: incomplete config")
 	}
-	first, _ := cfg.Plan.Space.Pair(0)
-	path, err := lookupPath(ctx, cfg, target.Addr(first))
+	path, nextHop, err := paths(ctx, cfg)
 	if err != nil {
 		return nil, err
 	}
@@ -100,7 +99,7 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	s, err := send.New(send.Config{
 		Space: cfg.Plan.Space, Cycle: cfg.Plan.Cycle, Layout: cfg.Plan.Layout, Resume: cfg.Resume,
 		Cookie: cookie, Template: tmplCfg, Sources: sources, Blocklist: cfg.Blocklist,
-		RatePPS: rate, MaxTargets: cfg.MaxTargets, Open: open,
+		RatePPS: rate, MaxTargets: cfg.MaxTargets, Open: open, NextHop: nextHop,
 	})
 	if err != nil {
 		return nil, err
@@ -121,9 +120,74 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	runErr := s.Run(ctx)
 	close(done)
 	wg.Wait()
-	res := &Result{Duration: time.Since(start), Positions: s.Positions(), Path: path, RatePPS: rate}
-	res.Sent, res.Targets, res.Refused, res.Drops = s.Totals()
+	res := &Result{Totals: s.Totals(), Duration: time.Since(start), Positions: s.Positions(), Path: path, RatePPS: rate}
 	return res, runErr
+}
+
+// paths finds how probes leave: the path of routed targets, and, when some
+// targets sit on the interface's own subnet, a next-hop function giving each
+// of those its own MAC.
+func paths(ctx context.Context, cfg Config) (*netif.Path, func(uint32) ([6]byte, bool), error) {
+	set := cfg.Plan.Space.Set()
+	path, err := lookupPath(ctx, cfg, target.Addr(set.At(0)))
+	if err != nil {
+		return nil, nil, err
+	}
+	if path.NextHop == nil {
+		path.NextHop = net.HardwareAddr{0, 0, 0, 0, 0, 0} // set per probe below
+	}
+	if cfg.DryRun || !path.OnLink.IsValid() {
+		return path, nil, nil
+	}
+	onFirst := target.U32(path.OnLink.Addr())
+	onLast := onFirst | uint32(uint64(1)<<(32-path.OnLink.Bits())-1)
+	var local []netip.Addr
+	var routed netip.Addr
+	for _, r := range set.Ranges() {
+		if !routed.IsValid() {
+			if r.First < onFirst {
+				routed = target.Addr(r.First)
+			} else if r.Last > onLast {
+				routed = target.Addr(max(r.First, onLast+1))
+			}
+		}
+		lo, hi := max(r.First, onFirst), min(r.Last, onLast)
+		for a := uint64(lo); lo <= hi && a <= uint64(hi) && len(local) <= netif.MaxOnLinkTargets; a++ {
+			local = append(local, target.Addr(uint32(a)))
+		}
+	}
+	if len(local) == 0 {
+		return path, nil, nil
+	}
+	macs, missing, err := netif.OnLinkMACs(ctx, path, local, time.Second)
+	if err != nil {
+		return nil, nil, err
+	}
+	if len(missing) > 0 {
+		cfg.Log.Warn("on-link targets did not answer ARP; they are skipped", "count", len(missing), "first", missing[0])
+	}
+	var gw [6]byte
+	if routed.IsValid() {
+		rp, err := lookupPath(ctx, cfg, routed)
+		if err != nil {
+			return nil, nil, err
+		}
+		copy(gw[:], rp.NextHop)
+		path = rp
+	}
+	table := make(map[uint32][6]byte, len(macs))
+	for a, m := range macs {
+		var b [6]byte
+		copy(b[:], m)
+		table[target.U32(a)] = b
+	}
+	return path, func(dst uint32) ([6]byte, bool) {
+		if dst < onFirst || dst > onLast {
+			return gw, true
+		}
+		m, ok := table[dst]
+		return m, ok
+	}, nil
 }
 
 func lookupPath(ctx context.Context, cfg Config, dst netip.Addr) (*netif.Path, error) {
@@ -159,12 +223,12 @@ func status(cfg Config, s *send.Sender, start time.Time, done <-chan struct{}) {
 		case <-done:
 			return
 		case now := <-tick.C:
-			sent, targets, refused, drops := s.Totals()
-			rate := float64(sent-lastSent) / now.Sub(last).Seconds()
-			lastSent, last = sent, now
-			pct := 100 * float64(targets) / float64(max(total, 1))
+			tot := s.Totals()
+			rate := float64(tot.Sent-lastSent) / now.Sub(last).Seconds()
+			lastSent, last = tot.Sent, now
+			pct := 100 * float64(tot.Targets) / float64(max(total, 1))
 			cfg.Log.Info(fmt.Sprintf("%s %5.1f%% sent %d (%.0f pps) refused %d drops %d",
-				now.Sub(start).Round(time.Second), pct, sent, rate, refused, drops))
+				now.Sub(start).Round(time.Second), pct, tot.Sent, rate, tot.Refused, tot.Drops))
 		}
 	}
 }

@@ -27,6 +27,10 @@ type Config struct {
 	// Sources are the source addresses (host order); a target's source is
 	// Sources[dst mod len].
 	Sources []uint32
+	// NextHop, when set, gives the destination MAC of targets on the local
+	// subnet (ok = false: on-link but unresolved, so the probe is skipped
+	// and counted); routed targets return the gateway's MAC.
+	NextHop func(dst uint32) (mac [6]byte, ok bool)
 	// Blocklist is checked once more for every frame right before it is
 	// written; a hit is refused and counted, never sent.
 	Blocklist interface{ Contains(addr uint32) bool }
@@ -48,7 +52,8 @@ type Counters struct {
 	Targets atomic.Uint64 // (address, port) pairs done
 	Refused atomic.Uint64 // frames stopped by the last blocklist check
 	Drops   atomic.Uint64 // frames the kernel refused (ENOBUFS)
-	_       [32]byte      // keep threads' counters on separate cache lines
+	NoRoute atomic.Uint64 // probes skipped: on-link target without a MAC
+	_       [24]byte      // keep threads' counters on separate cache lines
 }
 
 // Sender runs the sender threads of one shard.
@@ -74,7 +79,7 @@ func New(cfg Config) (*Sender, error) {
 		return nil, fmt.Errorf("send: %w", err)
 	}
 	if cfg.Clock == nil {
-		cfg.Clock = RealClock
+		cfg.Clock = ThreadClock
 	}
 	s := &Sender{cfg: cfg, counters: make([]Counters, cfg.Layout.Threads), pos: make([]permute.Position, cfg.Layout.Threads)}
 	if cfg.MaxTargets > 0 {
@@ -88,16 +93,23 @@ func New(cfg Config) (*Sender, error) {
 // Counters returns the live per-thread counters.
 func (s *Sender) Counters() []Counters { return s.counters }
 
+// Totals are the sums of every thread's counters.
+type Totals struct {
+	Sent, Targets, Refused, Drops, NoRoute uint64
+}
+
 // Totals sums the counters of every thread.
-func (s *Sender) Totals() (sent, targets, refused, drops uint64) {
+func (s *Sender) Totals() Totals {
+	var t Totals
 	for i := range s.counters {
 		c := &s.counters[i]
-		sent += c.Sent.Load()
-		targets += c.Targets.Load()
-		refused += c.Refused.Load()
-		drops += c.Drops.Load()
+		t.Sent += c.Sent.Load()
+		t.Targets += c.Targets.Load()
+		t.Refused += c.Refused.Load()
+		t.Drops += c.Drops.Load()
+		t.NoRoute += c.NoRoute.Load()
 	}
-	return
+	return t
 }
 
 // Positions returns each thread's checkpoint position: every target before
@@ -197,7 +209,7 @@ func (s *Sender) thread(ctx context.Context, t int) error {
 		if err != nil {
 			return err
 		}
-		n, targets, refused := 0, 0, 0
+		n, targets, refused, noRoute := 0, 0, 0, 0
 		for targets < want {
 			idx, ok := run.Next()
 			if !ok {
@@ -209,10 +221,21 @@ func (s *Sender) thread(ctx context.Context, t int) error {
 				refused += probes
 				continue
 			}
+			var mac [6]byte
+			if cfg.NextHop != nil {
+				var ok bool
+				if mac, ok = cfg.NextHop(dst); !ok {
+					noRoute += probes
+					continue
+				}
+			}
 			p.Src, p.Dst, p.Dport = cfg.Sources[dst%nsrc], dst, port
 			for k := range probes {
 				cfg.Cookie.Fill(&p, k)
 				tmpl.Patch(slots[n], &p)
+				if cfg.NextHop != nil {
+					copy(slots[n][:6], mac[:])
+				}
 				n++
 			}
 		}
@@ -226,6 +249,9 @@ func (s *Sender) thread(ctx context.Context, t int) error {
 		c.Targets.Add(uint64(targets))
 		if refused > 0 {
 			c.Refused.Add(uint64(refused))
+		}
+		if noRoute > 0 {
+			c.NoRoute.Add(uint64(noRoute))
 		}
 		s.setPos(t, run.Position())
 		if targets < want {

@@ -117,9 +117,9 @@ func TestSenderSendsEveryPairOnce(t *testing.T) {
 					t.Fatalf("%v: %d distinct source ports, want %d", k, len(ports), probes)
 				}
 			}
-			sent, targets, refused, _ := s.Totals()
-			if sent != uint64(len(f.frames)) || targets != f.cfg.Space.Len() || refused != 0 {
-				t.Fatalf("totals sent %d targets %d refused %d", sent, targets, refused)
+			tot := s.Totals()
+			if tot.Sent != uint64(len(f.frames)) || tot.Targets != f.cfg.Space.Len() || tot.Refused != 0 {
+				t.Fatalf("totals %+v", tot)
 			}
 		}
 	}
@@ -140,8 +140,7 @@ func TestSenderRefusesBlocked(t *testing.T) {
 			t.Fatalf("blocked %x sent", r.Dst)
 		}
 	}
-	_, _, refused, _ := s.Totals()
-	if refused != 16*3*2 {
+	if refused := s.Totals().Refused; refused != 16*3*2 {
 		t.Fatalf("refused %d, want 96", refused)
 	}
 }
@@ -173,6 +172,44 @@ func TestSenderMaxTargetsAndResume(t *testing.T) {
 	}
 	if uint64(len(seen)) != f.cfg.Space.Len() || len(f.frames) != int(f.cfg.Space.Len()) {
 		t.Fatalf("after resume: %d pairs in %d frames (%d before), want %d once each", len(seen), len(f.frames), first, f.cfg.Space.Len())
+	}
+}
+
+// TestSenderNextHop: on-link targets get their own MAC, routed ones the
+// gateway's, and unresolved on-link targets are skipped and counted.
+func TestSenderNextHop(t *testing.T) {
+	f := newFixture(t, 2, 1, nil)
+	gw := [6]byte{2, 0, 0, 0, 0, 2}
+	f.cfg.NextHop = func(dst uint32) ([6]byte, bool) {
+		switch {
+		case dst>>8 == 0xC61305: // 198.19.5.0/24: on-link
+			if dst&0xff == 9 {
+				return [6]byte{}, false // no ARP answer
+			}
+			return [6]byte{2, 0, 0, 0, 5, byte(dst)}, true
+		}
+		return gw, true
+	}
+	s, _ := New(f.cfg)
+	if err := s.Run(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	var r packet.Reply
+	for _, fr := range f.frames {
+		packet.DecodeReply(fr, &r)
+		want := gw
+		if r.Dst>>8 == 0xC61305 {
+			want = [6]byte{2, 0, 0, 0, 5, byte(r.Dst)}
+		}
+		if !bytes.Equal(fr[:6], want[:]) {
+			t.Fatalf("frame to %x has MAC %x, want %x", r.Dst, fr[:6], want)
+		}
+		if r.Dst == 0xC6130509 {
+			t.Fatal("unresolved on-link target probed")
+		}
+	}
+	if tot := s.Totals(); tot.NoRoute != 3 || tot.Sent != uint64(len(f.frames)) || len(f.frames) != int(f.cfg.Space.Len())-3 {
+		t.Fatalf("totals %+v with %d frames", tot, len(f.frames))
 	}
 }
 
