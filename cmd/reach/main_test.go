@@ -5,6 +5,7 @@ import (
 	"flag"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 )
@@ -78,6 +79,26 @@ func TestRepeatedPortsMerge(t *testing.T) {
 	out, errs, code := reach(t, "iterate", "--no-default-blocklist", "--count", "-p", "80", "-p", "443,80", "198.18.0.0/30")
 	if code != 0 || out != "8\n" {
 		t.Fatalf("exit %d, %q, %s", code, out, errs)
+	}
+}
+
+// TestScanDryRun prints every probe without privileges or a network: one
+// decoded SYN per pair, with the cookie-chosen source port in the window.
+func TestScanDryRun(t *testing.T) {
+	out, errs, code := reach(t, "scan", "--dry-run", "--no-default-blocklist", "--seed", "9", "-T", "1", "-S", "198.18.0.1", "-G", "02:00:00:00:00:01",
+		"--tcp-options", "mss", "-p", "80,443", "198.19.0.0/30")
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, errs)
+	}
+	lines := strings.Split(strings.TrimSpace(out), "\n")
+	if len(lines) != 8 {
+		t.Fatalf("%d lines, want 8:\n%s", len(lines), out)
+	}
+	re := regexp.MustCompile(`^198\.18\.0\.1:(6[1-5]\d{3}) > 198\.19\.0\.[0-3]:(80|443) flags=S seq=\d+ ack=0 win=65535 ttl=64 id=\d+$`)
+	for _, l := range lines {
+		if !re.MatchString(l) {
+			t.Fatalf("line %q", l)
+		}
 	}
 }
 

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"log/slog"
 	"net"
@@ -45,6 +46,9 @@ func scanCommand(log *slog.Logger) *cli.Command {
 				return err
 			}
 			res, err := scan.Run(c.Context, cfg)
+			if errors.Is(err, netif.ErrPortOverlap) {
+				return usageError{err}
+			}
 			if res != nil {
 				log.Info("scan finished", "sent", res.Sent, "targets", res.Targets, "refused", res.Refused, "drops", res.Drops,
 					"seconds", res.Duration.Seconds(), "pps", float64(res.Sent)/max(res.Duration.Seconds(), 1e-9))

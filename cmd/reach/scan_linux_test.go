@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -148,6 +149,30 @@ func TestScanOnLinkTargets(t *testing.T) {
 	checkCapture(t, path, 5*3, 1000)
 }
 
+// TestScanRefusesEphemeralPorts: scan source ports inside the kernel's
+// ephemeral range on an address the kernel owns are refused before anything
+// is sent.
+func TestScanRefusesEphemeralPorts(t *testing.T) {
+	if err := testnet.Available(); err != nil {
+		t.Skipf("simulated network unavailable: %v", err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	nw, err := testnet.New(ctx, testnet.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { nw.Close() })
+	stop := startCapture(ctx, t, nw, "ip")
+	out, err := reachIn(ctx, t, nw, nw.Scan, "scan", "--no-default-blocklist", "-p", "80", "--source-port", "40000-40100", "198.19.0.0/24")
+	var ee *exec.ExitError
+	if !errors.As(err, &ee) || ee.ExitCode() != exitUsage || !strings.Contains(out, "ip_local_port_range 32768-60999 on 198.18.0.1") {
+		t.Fatalf("err %v, output:\n%s", err, out)
+	}
+	path, _ := stop()
+	checkCapture(t, path, 0, 1)
+}
+
 func checkCapture(t *testing.T, path string, want int, rate float64) {
 	t.Helper()
 	f, err := os.Open(path)
@@ -201,6 +226,9 @@ func checkCapture(t *testing.T, path string, want int, rate float64) {
 	}
 	if len(seen) != want {
 		t.Fatalf("%d distinct pairs on the wire, want %d", len(seen), want)
+	}
+	if want < 2 {
+		return
 	}
 	achieved := float64(want-1) / last.Sub(first).Seconds()
 	t.Logf("%d probes, achieved %.0f pps (asked %.0f)", want, achieved, rate)

@@ -26,6 +26,9 @@ type Config struct {
 	SourceIPs  []netip.Addr     // -S: source addresses (default: the route's preferred source)
 	GatewayMAC net.HardwareAddr // -G: next-hop MAC for every routed target
 	ARPTimeout time.Duration    // per ARP resolution; 0 means 1 s
+	// NoARP forbids sending ARP requests (a dry run sends nothing): a next
+	// hop missing from the neighbour table is left unresolved.
+	NoARP bool
 }
 
 // Path is how probes to one destination leave the host.
@@ -88,6 +91,10 @@ func Lookup(ctx context.Context, dst netip.Addr, cfg Config) (*Path, error) {
 		p.NextHop = cfg.GatewayMAC
 		return p, nil
 	}
+	if cfg.NoARP {
+		p.NextHop, _ = neighbourTable(ifi, p.Gateway)
+		return p, nil
+	}
 	if p.NextHop, err = Neighbour(ctx, ifi, p.Gateway, cfg.ARPTimeout); err != nil {
 		return nil, err
 	}
@@ -121,6 +128,15 @@ const usableNUD = netlink.NUD_REACHABLE | netlink.NUD_PERMANENT | netlink.NUD_DE
 // Neighbour returns the MAC of ip on ifi: from the kernel's neighbour table
 // when the entry is usable, otherwise by ARP.
 func Neighbour(ctx context.Context, ifi *net.Interface, ip netip.Addr, timeout time.Duration) (net.HardwareAddr, error) {
+	mac, err := neighbourTable(ifi, ip)
+	if err != nil || mac != nil {
+		return mac, err
+	}
+	return resolveARP(ctx, ifi, ip, timeout)
+}
+
+// neighbourTable returns ip's MAC from a usable neighbour entry, or nil.
+func neighbourTable(ifi *net.Interface, ip netip.Addr) (net.HardwareAddr, error) {
 	neighs, err := netlink.NeighList(ifi.Index, netlink.FAMILY_V4)
 	if err != nil {
 		return nil, fmt.Errorf("neighbours on %s: %w", ifi.Name, err)
@@ -130,7 +146,7 @@ func Neighbour(ctx context.Context, ifi *net.Interface, ip netip.Addr, timeout t
 			return n.HardwareAddr, nil
 		}
 	}
-	return resolveARP(ctx, ifi, ip, timeout)
+	return nil, nil
 }
 
 func resolveARP(ctx context.Context, ifi *net.Interface, ip netip.Addr, timeout time.Duration) (net.HardwareAddr, error) {

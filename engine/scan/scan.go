@@ -191,7 +191,9 @@ func paths(ctx context.Context, cfg Config) (*netif.Path, func(uint32) ([6]byte,
 }
 
 func lookupPath(ctx context.Context, cfg Config, dst netip.Addr) (*netif.Path, error) {
-	path, err := netif.Lookup(ctx, dst, cfg.Net)
+	ncfg := cfg.Net
+	ncfg.NoARP = cfg.DryRun // a dry run sends nothing, not even ARP
+	path, err := netif.Lookup(ctx, dst, ncfg)
 	if err == nil || !cfg.DryRun {
 		return path, err
 	}
