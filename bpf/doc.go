@@ -1,3 +1,0 @@
-// Package bpf holds the XDP reply matcher (xdp.c), its bpf2go output and a
-// typed loader.
-package bpf

@@ -1,0 +1,170 @@
+package bpf
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"net"
+
+	"github.com/cilium/ebpf"
+	"github.com/cilium/ebpf/link"
+)
+
+// Config holds the matcher's settings, written into its volatile const
+// globals before the program is loaded.
+type Config struct {
+	Key0, Key1        uint64 // SipHash key of the scan's cookie (packet.Cookie.Key)
+	SrcFirst, SrcLast uint32 // scan source addresses, host order, inclusive
+	WindowFirst       uint16 // scan source ports
+	WindowCount       uint32
+	Probes            uint32 // copies per target (--probes)
+	SendReset         bool   // answer each valid SYN-ACK with an RST (XDP_TX)
+}
+
+// Counter indexes, in the order of enum counter in xdp.c.
+const (
+	CounterPassed = iota
+	CounterSynAck
+	CounterRst
+	CounterBadCookie
+	CounterMalformed
+	CounterRingbufFull
+	CounterTX
+	numCounters
+)
+
+// Counters are the matcher's totals over all CPUs.
+type Counters struct {
+	Passed, SynAck, Rst, BadCookie, Malformed, RingbufFull, TX uint64
+}
+
+// EventSize is the size in bytes of one ring-buffer event (struct event).
+const EventSize = 32
+
+// Event is a decoded ring-buffer event.
+type Event struct {
+	TimeNS      uint64 // bpf_ktime_get_ns at the reply
+	Addr        uint32 // target address, host order
+	Ack         uint32
+	Sport       uint16 // target port
+	Dport       uint16 // our source port
+	Window, MSS uint16
+	Flags, TTL  uint8
+}
+
+// DecodeEvent decodes a raw event at the fixed offsets of struct event
+// (little-endian, as the program runs on the host). It allocates nothing.
+func DecodeEvent(b []byte, e *Event) error {
+	if len(b) < EventSize {
+		return fmt.Errorf("event of %d bytes, want %d", len(b), EventSize)
+	}
+	le := binary.LittleEndian
+	e.TimeNS = le.Uint64(b[0:])
+	e.Addr = le.Uint32(b[8:])
+	e.Ack = le.Uint32(b[12:])
+	e.Sport = le.Uint16(b[16:])
+	e.Dport = le.Uint16(b[18:])
+	e.Window = le.Uint16(b[20:])
+	e.MSS = le.Uint16(b[22:])
+	e.Flags = b[24]
+	e.TTL = b[25]
+	return nil
+}
+
+// Matcher is the loaded XDP program and its maps.
+type Matcher struct {
+	objs reachXDPObjects
+	link link.Link
+	mode string
+}
+
+// Load loads the matcher with cfg. A verifier rejection is returned with the
+// verifier's log.
+func Load(cfg Config) (*Matcher, error) {
+	spec, err := loadReachXDP()
+	if err != nil {
+		return nil, fmt.Errorf("load xdp spec: %w", err)
+	}
+	if cfg.WindowCount == 0 || cfg.Probes == 0 || cfg.SrcLast < cfg.SrcFirst {
+		return nil, errors.New("xdp matcher: empty port window, zero probes or reversed source range")
+	}
+	reset := uint32(0)
+	if cfg.SendReset {
+		reset = 1
+	}
+	for name, v := range map[string]any{
+		"key0": cfg.Key0, "key1": cfg.Key1, "src_first": cfg.SrcFirst, "src_last": cfg.SrcLast,
+		"window_first": uint32(cfg.WindowFirst), "window_count": cfg.WindowCount, "probes": cfg.Probes, "send_reset": reset,
+	} {
+		vs, ok := spec.Variables[name]
+		if !ok {
+			return nil, fmt.Errorf("xdp matcher: no variable %s", name)
+		}
+		if err := vs.Set(v); err != nil {
+			return nil, fmt.Errorf("xdp matcher: set %s: %w", name, err)
+		}
+	}
+	m := &Matcher{}
+	if err := spec.LoadAndAssign(&m.objs, nil); err != nil {
+		var ve *ebpf.VerifierError
+		if errors.As(err, &ve) {
+			return nil, fmt.Errorf("load xdp program: %+v", ve)
+		}
+		return nil, fmt.Errorf("load xdp program: %w", err)
+	}
+	return m, nil
+}
+
+// Attach attaches the program to ifi through a bpf_link (it goes away with
+// the process): driver mode when the driver has it, generic otherwise. It
+// returns the mode used ("driver" or "generic").
+func (m *Matcher) Attach(ifi *net.Interface) (string, error) {
+	var errs []error
+	for _, mode := range []struct {
+		flag link.XDPAttachFlags
+		name string
+	}{{link.XDPDriverMode, "driver"}, {link.XDPGenericMode, "generic"}} {
+		l, err := link.AttachXDP(link.XDPOptions{Program: m.objs.ReachXdp, Interface: ifi.Index, Flags: mode.flag})
+		if err == nil {
+			m.link, m.mode = l, mode.name
+			return mode.name, nil
+		}
+		errs = append(errs, fmt.Errorf("%s mode: %w", mode.name, err))
+	}
+	return "", fmt.Errorf("attach xdp to %s: %w", ifi.Name, errors.Join(errs...))
+}
+
+// Mode is the attach mode, "" before Attach.
+func (m *Matcher) Mode() string { return m.mode }
+
+// Program is the XDP program (for BPF_PROG_TEST_RUN in tests).
+func (m *Matcher) Program() *ebpf.Program { return m.objs.ReachXdp }
+
+// Events is the ring buffer of events.
+func (m *Matcher) Events() *ebpf.Map { return m.objs.Events }
+
+// Counters sums the per-CPU counters.
+func (m *Matcher) Counters() (Counters, error) {
+	var c Counters
+	dst := []*uint64{&c.Passed, &c.SynAck, &c.Rst, &c.BadCookie, &c.Malformed, &c.RingbufFull, &c.TX}
+	for i := range uint32(numCounters) {
+		var per []uint64
+		if err := m.objs.Counters.Lookup(i, &per); err != nil {
+			return c, fmt.Errorf("read xdp counter %d: %w", i, err)
+		}
+		for _, v := range per {
+			*dst[i] += v
+		}
+	}
+	return c, nil
+}
+
+// Close detaches and unloads the program.
+func (m *Matcher) Close() error {
+	var errs []error
+	if m.link != nil {
+		errs = append(errs, m.link.Close())
+	}
+	errs = append(errs, m.objs.Close())
+	return errors.Join(errs...)
+}

@@ -1,0 +1,298 @@
+package bpf
+
+import (
+	"errors"
+	"math/rand/v2"
+	"net"
+	"os"
+	"testing"
+	"time"
+
+	"github.com/cilium/ebpf"
+	"github.com/cilium/ebpf/ringbuf"
+	"github.com/google/gopacket"
+	"github.com/google/gopacket/layers"
+
+	"github.com/reachscan/reach/engine/packet"
+)
+
+const (
+	ourIP    = 0xC6120001 // 198.18.0.1
+	targetIP = 0xC6130105 // 198.19.1.5
+	xdpDrop  = 1
+	xdpPass  = 2
+	xdpTX    = 3
+)
+
+var (
+	ourMAC    = net.HardwareAddr{2, 0, 0, 0, 0, 1}
+	targetMAC = net.HardwareAddr{2, 0, 0, 0, 0, 2}
+	window    = packet.PortWindow{First: 61000, Count: 4536}
+)
+
+func ip4(u uint32) net.IP { return net.IPv4(byte(u>>24), byte(u>>16), byte(u>>8), byte(u)).To4() }
+
+func loadMatcher(t testing.TB, seed uint64, probes int, reset bool) (*Matcher, *packet.Cookie) {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		t.Skip("needs root: loading XDP programs and BPF_PROG_TEST_RUN need CAP_BPF and CAP_NET_ADMIN")
+	}
+	c, err := packet.NewCookie(seed, window, probes)
+	if err != nil {
+		t.Fatal(err)
+	}
+	k0, k1 := c.Key()
+	m, err := Load(Config{Key0: k0, Key1: k1, SrcFirst: ourIP, SrcLast: ourIP + 1, WindowFirst: window.First, WindowCount: window.Count, Probes: uint32(probes), SendReset: reset})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { m.Close() })
+	return m, c
+}
+
+// reply builds the frame a target sends back to probe p.
+type replyOpts struct {
+	syn, ack, rst bool
+	ackNum        uint32
+	vlan, ipOpts  bool
+	mss           uint16
+	truncate      int
+}
+
+func replyFrame(t testing.TB, p packet.Probe, o replyOpts) []byte {
+	t.Helper()
+	eth := &layers.Ethernet{SrcMAC: targetMAC, DstMAC: ourMAC, EthernetType: layers.EthernetTypeIPv4}
+	ls := []gopacket.SerializableLayer{eth}
+	if o.vlan {
+		eth.EthernetType = layers.EthernetTypeDot1Q
+		ls = append(ls, &layers.Dot1Q{VLANIdentifier: 7, Type: layers.EthernetTypeIPv4})
+	}
+	ip := &layers.IPv4{Version: 4, IHL: 5, TTL: 55, Protocol: layers.IPProtocolTCP, SrcIP: ip4(p.Dst), DstIP: ip4(p.Src)}
+	if o.ipOpts {
+		ip.Options = []layers.IPv4Option{{OptionType: 1}, {OptionType: 1}, {OptionType: 1}, {OptionType: 0}}
+	}
+	tcp := &layers.TCP{SrcPort: layers.TCPPort(p.Dport), DstPort: layers.TCPPort(p.Sport), Seq: 777, Ack: o.ackNum, SYN: o.syn, ACK: o.ack, RST: o.rst, Window: 29200}
+	if o.mss != 0 {
+		tcp.Options = []layers.TCPOption{{OptionType: layers.TCPOptionKindMSS, OptionLength: 4, OptionData: []byte{byte(o.mss >> 8), byte(o.mss)}},
+			{OptionType: layers.TCPOptionKindSACKPermitted, OptionLength: 2}, {OptionType: layers.TCPOptionKindNop, OptionLength: 1},
+			{OptionType: layers.TCPOptionKindWindowScale, OptionLength: 3, OptionData: []byte{7}}}
+	}
+	tcp.SetNetworkLayerForChecksum(ip)
+	ls = append(ls, ip, tcp)
+	buf := gopacket.NewSerializeBuffer()
+	if err := gopacket.SerializeLayers(buf, gopacket.SerializeOptions{FixLengths: true, ComputeChecksums: true}, ls...); err != nil {
+		t.Fatal(err)
+	}
+	b := buf.Bytes()
+	if o.truncate > 0 {
+		b = b[:o.truncate]
+	}
+	return b
+}
+
+func probe(c *packet.Cookie, dst uint32, dport uint16, k int) packet.Probe {
+	p := packet.Probe{Src: ourIP, Dst: dst, Dport: dport}
+	c.Fill(&p, k)
+	return p
+}
+
+func runXDP(t testing.TB, m *Matcher, frame []byte) (uint32, []byte) {
+	t.Helper()
+	out := make([]byte, len(frame)+256)
+	ret, err := m.Program().Run(&ebpf.RunOptions{Data: frame, DataOut: out})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// the kernel reports the output length through the slice
+	return ret, out
+}
+
+func readEvents(t testing.TB, m *Matcher) []Event {
+	t.Helper()
+	rd, err := ringbuf.NewReader(m.Events())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rd.Close()
+	var evs []Event
+	var rec ringbuf.Record
+	for {
+		rd.SetDeadline(time.Now().Add(50 * time.Millisecond))
+		if err := rd.ReadInto(&rec); err != nil {
+			if errors.Is(err, os.ErrDeadlineExceeded) {
+				return evs
+			}
+			t.Fatal(err)
+		}
+		var e Event
+		if err := DecodeEvent(rec.RawSample, &e); err != nil {
+			t.Fatal(err)
+		}
+		evs = append(evs, e)
+	}
+}
+
+func TestMatcher(t *testing.T) {
+	m, c := loadMatcher(t, 42, 1, true)
+	p := probe(c, targetIP, 443, 0)
+	other, _ := packet.NewCookie(43, window, 1) // a stale scan's key
+	q := probe(other, targetIP, 443, 0)
+	tests := []struct {
+		name   string
+		frame  []byte
+		ret    uint32
+		event  bool
+		rstLen int // length of the XDP_TX frame, 0 when none
+	}{
+		{"syn-ack", replyFrame(t, p, replyOpts{syn: true, ack: true, ackNum: p.Seq + 1, mss: 1380}), xdpTX, true, 54},
+		{"syn-ack with ip options", replyFrame(t, p, replyOpts{syn: true, ack: true, ackNum: p.Seq + 1, ipOpts: true, mss: 1380}), xdpTX, true, 54},
+		{"syn-ack with vlan", replyFrame(t, p, replyOpts{syn: true, ack: true, ackNum: p.Seq + 1, vlan: true}), xdpTX, true, 58},
+		{"rst ack seq+1", replyFrame(t, p, replyOpts{rst: true, ack: true, ackNum: p.Seq + 1}), xdpDrop, true, 0},
+		{"rst ack seq", replyFrame(t, p, replyOpts{rst: true, ack: true, ackNum: p.Seq}), xdpDrop, true, 0},
+		{"wrong cookie", replyFrame(t, p, replyOpts{syn: true, ack: true, ackNum: p.Seq + 2}), xdpDrop, false, 0},
+		{"stale scan key", replyFrame(t, q, replyOpts{syn: true, ack: true, ackNum: q.Seq + 1}), xdpDrop, false, 0},
+		{"bare ack", replyFrame(t, p, replyOpts{ack: true, ackNum: p.Seq + 1}), xdpDrop, false, 0},
+		{"port outside window", replyFrame(t, packet.Probe{Src: ourIP, Dst: targetIP, Sport: 22, Dport: 5555}, replyOpts{syn: true, ack: true, ackNum: 1}), xdpPass, false, 0},
+		{"not our address", replyFrame(t, packet.Probe{Src: ourIP + 9, Dst: targetIP, Sport: p.Sport, Dport: 443}, replyOpts{syn: true, ack: true, ackNum: p.Seq + 1}), xdpPass, false, 0},
+		{"truncated tcp", replyFrame(t, p, replyOpts{syn: true, ack: true, ackNum: p.Seq + 1, truncate: 14 + 20 + 10}), xdpPass, false, 0},
+		{"truncated ip", replyFrame(t, p, replyOpts{syn: true, ack: true, ackNum: p.Seq + 1, truncate: 14 + 12}), xdpPass, false, 0},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			before, _ := m.Counters()
+			ret, out := runXDP(t, m, tt.frame)
+			if ret != tt.ret {
+				t.Fatalf("verdict %d, want %d", ret, tt.ret)
+			}
+			evs := readEvents(t, m)
+			if tt.event != (len(evs) == 1) || len(evs) > 1 {
+				t.Fatalf("%d events, want event=%v", len(evs), tt.event)
+			}
+			if tt.event {
+				e := evs[0]
+				if e.Addr != targetIP || e.Sport != 443 || e.Dport != p.Sport || e.TTL != 55 || e.Window != 29200 || e.TimeNS == 0 {
+					t.Fatalf("event %+v", e)
+				}
+				if tt.name == "syn-ack" && (e.MSS != 1380 || e.Flags != packet.FlagSYN|packet.FlagACK) {
+					t.Fatalf("event MSS %d flags %#x", e.MSS, e.Flags)
+				}
+			}
+			after, _ := m.Counters()
+			if tt.name == "wrong cookie" || tt.name == "stale scan key" || tt.name == "bare ack" {
+				if after.BadCookie != before.BadCookie+1 {
+					t.Fatalf("bad-cookie counter %d → %d", before.BadCookie, after.BadCookie)
+				}
+			}
+			if tt.name == "truncated tcp" && after.Malformed != before.Malformed+1 {
+				t.Fatalf("malformed counter %d → %d", before.Malformed, after.Malformed)
+			}
+			if tt.rstLen > 0 {
+				checkRST(t, out[:tt.rstLen], p)
+				if after.TX != before.TX+1 {
+					t.Fatal("tx counter not counted")
+				}
+			}
+		})
+	}
+}
+
+// checkRST decodes the XDP_TX output with gopacket: an RST from us to the
+// target, seq = the target's ack, valid checksums.
+func checkRST(t *testing.T, frame []byte, p packet.Probe) {
+	t.Helper()
+	pkt := gopacket.NewPacket(frame, layers.LayerTypeEthernet, gopacket.Default)
+	eth, _ := pkt.Layer(layers.LayerTypeEthernet).(*layers.Ethernet)
+	ip, _ := pkt.Layer(layers.LayerTypeIPv4).(*layers.IPv4)
+	tcp, _ := pkt.Layer(layers.LayerTypeTCP).(*layers.TCP)
+	if eth == nil || ip == nil || tcp == nil {
+		t.Fatalf("XDP_TX frame does not decode: %v", pkt)
+	}
+	if eth.SrcMAC.String() != ourMAC.String() || eth.DstMAC.String() != targetMAC.String() {
+		t.Fatalf("MACs %v → %v", eth.SrcMAC, eth.DstMAC)
+	}
+	if !ip.SrcIP.Equal(ip4(ourIP)) || !ip.DstIP.Equal(ip4(targetIP)) || ip.IHL != 5 || ip.Length != 40 {
+		t.Fatalf("IPv4 %v", ip)
+	}
+	if !tcp.RST || tcp.SYN || tcp.ACK || uint16(tcp.SrcPort) != p.Sport || tcp.DstPort != 443 || tcp.Seq != p.Seq+1 || len(tcp.Options) != 0 {
+		t.Fatalf("TCP %v", tcp)
+	}
+	off := len(frame) - 40
+	if packet.Checksum(frame[off:off+20], 0) != 0 {
+		t.Fatal("IPv4 checksum wrong")
+	}
+	if packet.Checksum(frame[off+20:], packet.PseudoSum(ourIP, targetIP, 20)) != 0 {
+		t.Fatal("TCP checksum wrong")
+	}
+}
+
+func TestNoReset(t *testing.T) {
+	m, c := loadMatcher(t, 42, 1, false)
+	p := probe(c, targetIP, 80, 0)
+	if ret, _ := runXDP(t, m, replyFrame(t, p, replyOpts{syn: true, ack: true, ackNum: p.Seq + 1})); ret != xdpDrop {
+		t.Fatalf("verdict %d with --no-reset, want drop", ret)
+	}
+	if evs := readEvents(t, m); len(evs) != 1 {
+		t.Fatalf("%d events", len(evs))
+	}
+}
+
+// TestCookiesAgree: the C cookie accepts the Go cookie's SYN-ACK for 100,000
+// random (target, port, copy) tuples and rejects each with ack off by one.
+func TestCookiesAgree(t *testing.T) {
+	const n = 100_000
+	m, c := loadMatcher(t, 7, 3, false)
+	rng := rand.New(rand.NewPCG(8, 9))
+	frame := replyFrame(t, packet.Probe{Src: ourIP, Dst: targetIP, Sport: 61000, Dport: 80}, replyOpts{syn: true, ack: true})
+	out := make([]byte, len(frame)+64)
+	rd, err := ringbuf.NewReader(m.Events())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rd.Close()
+	for i := range n {
+		p := probe(c, rng.Uint32(), uint16(rng.Uint32()), rng.IntN(3))
+		for _, wrong := range []uint32{0, 1} {
+			setReply(frame, p, p.Seq+1+wrong)
+			ret, err := m.Program().Run(&ebpf.RunOptions{Data: frame, DataOut: out})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if want := map[uint32]uint32{0: xdpDrop, 1: xdpDrop}[wrong]; ret != want {
+				t.Fatalf("tuple %d %+v wrong=%d: verdict %d", i, p, wrong, ret)
+			}
+		}
+		if i%1000 == 999 { // drain the ring buffer now and then
+			drain(rd)
+		}
+	}
+	cnt, _ := m.Counters()
+	if cnt.SynAck != n || cnt.BadCookie != n {
+		t.Fatalf("SYN-ACKs accepted %d, rejected %d; want %d each", cnt.SynAck, cnt.BadCookie, n)
+	}
+}
+
+func drain(rd *ringbuf.Reader) {
+	var rec ringbuf.Record
+	for {
+		rd.SetDeadline(time.Now())
+		if rd.ReadInto(&rec) != nil {
+			return
+		}
+	}
+}
+
+// setReply rewrites a plain 54-byte SYN-ACK frame for probe p with ack.
+// Checksums are left stale: the matcher does not verify them.
+func setReply(f []byte, p packet.Probe, ack uint32) {
+	be := func(o int, v uint32, n int) {
+		for i := n - 1; i >= 0; i-- {
+			f[o+i] = byte(v)
+			v >>= 8
+		}
+	}
+	be(26, p.Dst, 4)
+	be(30, p.Src, 4)
+	be(34, uint32(p.Dport), 2)
+	be(36, uint32(p.Sport), 2)
+	be(42, ack, 4)
+}
