@@ -6,7 +6,7 @@ BIN       := bin/reach
 PKGS      := ./...
 FUZZTIME  ?= 20s
 
-.PHONY: all build test lint bench demo generate deps fuzz clean
+.PHONY: all build test lint bench demo generate check-generate deps fuzz clean
 
 all: build
 
@@ -26,8 +26,15 @@ build: deps
 
 # test: vet, lint and the whole suite (fuzz seeds included). Runs as root in
 # CI, where the tests that need namespaces run too.
-test: deps lint
+test: deps lint check-generate
 	$(GO) test -count=1 $(PKGS)
+
+# check-generate: where clang is installed, the committed bpf2go output must
+# be what the C source builds to.
+check-generate:
+	@if command -v clang-14 >/dev/null 2>&1 && [ -f /usr/include/bpf/bpf_helpers.h ]; then \
+	  $(GO) generate ./bpf/ && git diff --exit-code --stat -- bpf/ || { echo "bpf/ is stale: run make generate and commit"; exit 1; }; \
+	else echo "clang-14 or libbpf-dev missing: not checking bpf/ against xdp.c"; fi
 
 lint: deps
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
@@ -43,6 +50,7 @@ bench: deps
 fuzz: deps
 	$(GO) test ./engine/target -run '^$$' -fuzz '^FuzzParseEntry$$' -fuzztime $(FUZZTIME)
 	$(GO) test ./engine/target -run '^$$' -fuzz '^FuzzParsePorts$$' -fuzztime $(FUZZTIME)
+	$(GO) test ./engine/packet -run '^$$' -fuzz '^FuzzDecodeReply$$' -fuzztime $(FUZZTIME)
 
 # demo: the scan plan for the built-in demo network: which (address, port)
 # pairs would be probed, in which order. Sends nothing.
@@ -53,9 +61,11 @@ demo: build
 	./$(BIN) iterate --no-default-blocklist -b testdata/demo/blocklist.txt -I testdata/demo/targets.txt \
 	  -p 22,80,443,5432,6379 --seed 2026 | head -n 20
 
-# generate: rebuild generated code (bpf2go output, once bpf/ has a program).
+# generate: rebuild the bpf2go output from bpf/xdp.c (needs clang-14, llvm-14,
+# libbpf-dev).
 generate:
-	$(GO) generate $(PKGS)
+	@command -v clang-14 >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && apt-get install -y -qq clang-14 llvm-14 libbpf-dev; }
+	$(GO) generate ./bpf/
 
 clean:
 	rm -rf bin

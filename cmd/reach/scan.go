@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bufio"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -14,6 +15,7 @@ import (
 
 	"github.com/reachscan/reach/engine/netif"
 	"github.com/reachscan/reach/engine/packet"
+	"github.com/reachscan/reach/engine/recv"
 	"github.com/reachscan/reach/engine/scan"
 	"github.com/reachscan/reach/engine/send"
 	"github.com/reachscan/reach/engine/target"
@@ -38,6 +40,10 @@ func scanCommand(log *slog.Logger) *cli.Command {
 			&cli.StringFlag{Name: "send-method", Value: string(send.MethodSendmmsg), Usage: "how frames reach the kernel: sendmmsg or txring (PACKET_TX_RING)"},
 			&cli.Uint64Flag{Name: "max-targets", Aliases: []string{"n"}, Usage: "stop after this many (address, port) targets of this shard"},
 			&cli.BoolFlag{Name: "dry-run", Usage: "print every probe decoded instead of sending it (needs no privileges)"},
+			&cli.StringFlag{Name: "receiver", Value: "auto", Usage: "reply receiver: auto (XDP, else AF_PACKET), xdp or afpacket"},
+			&cli.BoolFlag{Name: "no-reset", Usage: "drop valid SYN-ACKs in XDP without answering them with an RST"},
+			&cli.DurationFlag{Name: "cooldown", Aliases: []string{"c"}, Value: 8 * time.Second, Usage: "keep receiving this long after the last probe"},
+			&cli.BoolFlag{Name: "output-closed", Usage: "also print pairs that answered RST (closed)"},
 			&cli.BoolFlag{Name: "quiet", Aliases: []string{"q"}, Usage: "no status line"},
 		),
 		Action: func(c *cli.Context) error {
@@ -45,13 +51,32 @@ func scanCommand(log *slog.Logger) *cli.Command {
 			if err != nil {
 				return err
 			}
+			out := bufio.NewWriterSize(c.App.Writer, 64*1024)
+			closed := c.Bool("output-closed")
+			line := make([]byte, 0, 32)
+			cfg.OnHit = func(h *recv.Hit) {
+				if h.Status == recv.Open || closed {
+					line = appendPair(line[:0], h.Addr, h.Port)
+					if closed {
+						line = append(line[:len(line)-1], ","...)
+						line = append(line, h.Status.String()...)
+						line = append(line, '\n')
+					}
+					out.Write(line)
+				}
+			}
 			res, err := scan.Run(c.Context, cfg)
+			if ferr := out.Flush(); err == nil && ferr != nil {
+				err = fmt.Errorf("write results: %w", ferr)
+			}
 			if errors.Is(err, netif.ErrPortOverlap) {
 				return usageError{err}
 			}
 			if res != nil {
 				log.Info("scan finished", "sent", res.Sent, "targets", res.Targets, "refused", res.Refused, "drops", res.Drops,
-					"seconds", res.Duration.Seconds(), "pps", float64(res.Sent)/max(res.Duration.Seconds(), 1e-9))
+					"seconds", res.Duration.Seconds(), "pps", float64(res.Sent)/max(res.Duration.Seconds(), 1e-9),
+					"receiver", res.Receiver, "open", res.Open, "closed", res.Closed, "duplicates", res.Duplicates,
+					"foreign", res.Foreign, "bad_cookie", res.BadCookie, "dropped_events", res.Dropped)
 			}
 			return err
 		},
@@ -115,6 +140,12 @@ func scanConfig(c *cli.Context, log *slog.Logger) (scan.Config, error) {
 		Plan: plan, Blocklist: block, RatePPS: rate, BandwidthBPS: bw, Probes: c.Int("probes"),
 		SourcePorts: window, Net: ncfg, TCPOptions: opts, TTL: uint8(ttl), Method: method,
 		MaxTargets: c.Uint64("max-targets"), DryRun: c.Bool("dry-run"), DryRunOut: c.App.Writer, Log: log,
+		Receiver: c.String("receiver"), NoReset: c.Bool("no-reset"), Cooldown: c.Duration("cooldown"),
+	}
+	switch cfg.Receiver {
+	case "auto", "xdp", "afpacket":
+	default:
+		return usage(fmt.Errorf("receiver %q: want auto, xdp or afpacket", cfg.Receiver))
 	}
 	if !c.Bool("quiet") && !cfg.DryRun {
 		cfg.StatusEvery = time.Second

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -29,6 +30,9 @@ import (
 func TestMain(m *testing.M) {
 	if os.Getenv("REACH_RUN_MAIN") == "1" {
 		os.Exit(run(os.Args, os.Stdout, os.Stderr))
+	}
+	if ports := os.Getenv("REACH_TEST_LISTEN"); ports != "" {
+		os.Exit(listen(ports))
 	}
 	os.Exit(m.Run())
 }
@@ -95,8 +99,8 @@ func TestScanSendsEveryPairOnce(t *testing.T) {
 		rate            float64
 		n               int
 	}{
-		{"txring", "198.19.0.0/16", 100_000, 65536 * 3},
-		{"sendmmsg", "198.19.16.0/20", 50_000, 4096 * 3},
+		{"txring", "198.19.0.0/16", 50_000, 65536 * 3},
+		{"sendmmsg", "198.19.16.0/20", 25_000, 4096 * 3},
 	} {
 		t.Run(tt.method, func(t *testing.T) {
 			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
@@ -108,7 +112,7 @@ func TestScanSendsEveryPairOnce(t *testing.T) {
 			t.Cleanup(func() { nw.Close() })
 			stop := startCapture(ctx, t, nw, "ip")
 			out, err := reachIn(ctx, t, nw, nw.Scan, "scan", "--no-default-blocklist", "--seed", "42", "-p", "22,80,443",
-				"--rate", fmt.Sprint(tt.rate), "--send-method", tt.method, "--quiet", tt.targets)
+				"--rate", fmt.Sprint(tt.rate), "--send-method", tt.method, "--quiet", "--cooldown", "0s", tt.targets)
 			if err != nil {
 				t.Fatalf("reach scan: %v\n%s", err, out)
 			}
@@ -138,7 +142,7 @@ func TestScanOnLinkTargets(t *testing.T) {
 	t.Cleanup(func() { nw.Close() })
 	stop := startCapture(ctx, t, nw, "ip")
 	out, err := reachIn(ctx, t, nw, nw.Scan, "scan", "--no-default-blocklist", "--seed", "42", "-p", "22,80,443",
-		"--rate", "1000", "--quiet", "198.18.0.250-198.18.0.254", "198.19.0.0/30")
+		"--rate", "1000", "--quiet", "--cooldown", "0s", "198.18.0.250-198.18.0.254", "198.19.0.0/30")
 	if err != nil {
 		t.Fatalf("reach scan: %v\n%s", err, out)
 	}
@@ -171,6 +175,122 @@ func TestScanRefusesEphemeralPorts(t *testing.T) {
 	}
 	path, _ := stop()
 	checkCapture(t, path, 0, 1)
+}
+
+// listen is the far side's server for tests: it listens on every address
+// (the net namespace owns all of 198.19.0.0/16 through AnyIP) on the given
+// ports, says "ready", and serves until killed without accepting, so only
+// the kernel's handshake replies are seen.
+func listen(ports string) int {
+	var ls []net.Listener
+	for p := range strings.SplitSeq(ports, ",") {
+		l, err := net.Listen("tcp4", "0.0.0.0:"+p)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			return 1
+		}
+		ls = append(ls, l)
+	}
+	fmt.Println("ready")
+	select {}
+}
+
+// TestScanReportsListeningPairs scans a /16 × 3 ports against the far
+// namespace's kernel, which listens on 22 and 80 everywhere and answers 443
+// with RST, once with each receiver: the output is exactly the listening
+// pairs; with XDP the scanning namespace's kernel sends no RST at all; and
+// the far side holds no half-open connection afterwards.
+func TestScanReportsListeningPairs(t *testing.T) {
+	if err := testnet.Available(); err != nil {
+		t.Skipf("simulated network unavailable: %v", err)
+	}
+	for _, receiver := range []string{"xdp", "afpacket"} {
+		t.Run(receiver, func(t *testing.T) {
+			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+			defer cancel()
+			nw, err := testnet.New(ctx, testnet.Options{AnyIP: true, GRO: true})
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { nw.Close() })
+			self, _ := os.Executable()
+			srv := nw.Command(ctx, nw.Net, self)
+			srv.Env = append(os.Environ(), "REACH_TEST_LISTEN=22,80")
+			stdout, _ := srv.StdoutPipe()
+			if err := srv.Start(); err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { srv.Process.Kill(); srv.Wait() })
+			if l, _ := bufio.NewReader(stdout).ReadString('\n'); l != "ready\n" {
+				t.Fatalf("listener: %q", l)
+			}
+			for _, c := range [][]string{{"sysctl", "-qw", "net.core.somaxconn=65535"}, {"sysctl", "-qw", "net.ipv4.tcp_max_syn_backlog=65535"}} {
+				nw.Command(ctx, nw.Net, c[0], c[1:]...).Run()
+			}
+			self2 := nw.Command(ctx, nw.Scan, self, "scan", "--no-default-blocklist", "--seed", "5", "-p", "22,80,443", "--rate", "20000",
+				"--receiver", receiver, "--cooldown", "3s", "--quiet", "198.19.0.0/16")
+			self2.Env = append(os.Environ(), "REACH_RUN_MAIN=1")
+			var out, errb strings.Builder
+			self2.Stdout, self2.Stderr = &out, &errb
+			if err := self2.Run(); err != nil {
+				t.Fatalf("reach scan: %v\n%s", err, errb.String())
+			}
+			if os.Getenv("REACH_DEBUG") != "" {
+				a, _ := nw.Command(ctx, nw.Scan, "ethtool", "-S", nw.ScanIf).CombinedOutput()
+				b, _ := nw.Command(ctx, nw.Net, "ethtool", "-S", nw.NetIf).CombinedOutput()
+				c, _ := nw.Command(ctx, nw.Net, "nstat", "-asz").CombinedOutput()
+				t.Logf("scan veth:\n%s\nnet veth:\n%s\nnet nstat:\n%s", a, b, grepLines(string(c), "Listen", "Drop", "Overflow", "Syncookie", "SynRetrans", "OutRsts", "PassiveOpens"))
+			}
+			seen := map[string]bool{}
+			for l := range strings.SplitSeq(strings.TrimSpace(out.String()), "\n") {
+				ip, port, _ := strings.Cut(l, ",")
+				if seen[l] || (port != "22" && port != "80") || !strings.HasPrefix(ip, "198.19.") {
+					t.Fatalf("unexpected or repeated hit %q", l)
+				}
+				seen[l] = true
+			}
+			if len(seen) != 65536*2 {
+				t.Fatalf("%d hits, want %d\n%s", len(seen), 65536*2, errb.String())
+			}
+			if !strings.Contains(errb.String(), "receiver="+receiver) {
+				t.Fatalf("receiver mode not reported:\n%s", errb.String())
+			}
+			rsts, _ := nw.Command(ctx, nw.Scan, "nstat", "-asz", "TcpOutRsts").CombinedOutput()
+			f := strings.Fields(string(rsts))
+			if receiver == "xdp" && (len(f) < 3 || f[len(f)-2] != "0") {
+				t.Fatalf("scanning kernel sent RSTs: %s", rsts)
+			}
+			// a SYN-ACK whose RST was lost is retransmitted after 1 s and 3 s
+			// (and answered again); give the far side that long to settle
+			n := -1
+			for deadline := time.Now().Add(5 * time.Second); n != 0 && time.Now().Before(deadline); time.Sleep(250 * time.Millisecond) {
+				halfOpen, _ := nw.Command(ctx, nw.Net, "ss", "-Htn", "state", "syn-recv").Output()
+				n = strings.Count(string(halfOpen), "\n")
+			}
+			if n != 0 {
+				t.Fatalf("%d half-open connections left on the far side", n)
+			}
+			t.Logf("%s: %s", receiver, lastLine(errb.String()))
+		})
+	}
+}
+
+func grepLines(s string, words ...string) string {
+	var out []string
+	for l := range strings.SplitSeq(s, "\n") {
+		for _, w := range words {
+			if strings.Contains(l, w) {
+				out = append(out, l)
+				break
+			}
+		}
+	}
+	return strings.Join(out, "\n")
+}
+
+func lastLine(s string) string {
+	s = strings.TrimSpace(s)
+	return s[strings.LastIndex(s, "\n")+1:]
 }
 
 func checkCapture(t *testing.T, path string, want int, rate float64) {

@@ -12,9 +12,11 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/reachscan/reach/bpf"
 	"github.com/reachscan/reach/engine/netif"
 	"github.com/reachscan/reach/engine/packet"
 	"github.com/reachscan/reach/engine/permute"
+	"github.com/reachscan/reach/engine/recv"
 	"github.com/reachscan/reach/engine/send"
 	"github.com/reachscan/reach/engine/target"
 )
@@ -43,6 +45,16 @@ type Config struct {
 	DryRun    bool
 	DryRunOut io.Writer
 
+	// Receiver is "auto" (XDP, else AF_PACKET with a warning), "xdp" or
+	// "afpacket".
+	Receiver string
+	// NoReset keeps valid SYN-ACKs dropped in XDP without answering RST.
+	NoReset bool
+	// Cooldown is how long replies are still read after the last probe.
+	Cooldown time.Duration
+	// OnHit receives every new hit, from the receiver's goroutine.
+	OnHit func(*recv.Hit)
+
 	// StatusEvery is the status-line period (0: none).
 	StatusEvery time.Duration
 	Log         *slog.Logger
@@ -55,6 +67,11 @@ type Result struct {
 	Positions []permute.Position // checkpoint per sender thread
 	Path      *netif.Path
 	RatePPS   float64 // the rate asked for, after --bandwidth
+	Receiver  string  // receiver mode, "" for a dry run
+	// Receiver counters: valid replies, first-seen open and closed pairs,
+	// repeats, replies from untargeted pairs, bad cookies, lost events.
+	Replies, Open, Closed, Duplicates, Foreign, BadCookie, Dropped uint64
+	XDP                                                            *bpf.Counters // the XDP matcher's in-kernel counters
 }
 
 // Run sends the scan's probes. Cancelling ctx stops the senders after their
@@ -104,9 +121,35 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
+	var rx recv.Receiver
+	if !cfg.DryRun {
+		if rx, err = openReceiver(cfg, path, sources, cookie); err != nil {
+			return nil, err
+		}
+		defer func() {
+			if rx != nil {
+				rx.Close()
+			}
+		}()
+	}
 	cfg.Log.Info("scan starting", "interface", path.Iface.Name, "source", path.SourceIPs[0], "next_hop_mac", path.NextHop.String(),
 		"targets", cfg.Plan.Space.Set().Len(), "ports", len(cfg.Plan.Space.Ports()), "rate_pps", rate, "threads", cfg.Plan.Layout.Threads,
 		"method", cfg.Method, "frame_bytes", tmpl.Len(), "seed", cfg.Plan.Seed, "dry_run", cfg.DryRun)
+	rxCtx, stopRx := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopRx()
+	rxDone := make(chan error, 1)
+	if rx != nil {
+		onHit := cfg.OnHit
+		if onHit == nil {
+			onHit = func(*recv.Hit) {}
+		}
+		go func() { rxDone <- rx.Run(rxCtx, onHit) }()
+		select {
+		case <-rx.Ready():
+		case err := <-rxDone:
+			return nil, fmt.Errorf("receiver: %w", err)
+		}
+	}
 	start := time.Now()
 	done := make(chan struct{})
 	var wg sync.WaitGroup
@@ -118,10 +161,72 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 		}()
 	}
 	runErr := s.Run(ctx)
+	var rxErr error
+	if rx != nil {
+		if runErr == nil && ctx.Err() == nil && cfg.Cooldown > 0 {
+			cfg.Log.Info("sending done; cooling down", "cooldown", cfg.Cooldown)
+			select {
+			case <-time.After(cfg.Cooldown):
+			case <-ctx.Done():
+			case rxErr = <-rxDone:
+			}
+		}
+		stopRx()
+		if rxErr == nil {
+			rxErr = <-rxDone
+		}
+	}
 	close(done)
 	wg.Wait()
 	res := &Result{Totals: s.Totals(), Duration: time.Since(start), Positions: s.Positions(), Path: path, RatePPS: rate}
-	return res, runErr
+	if rx != nil {
+		var xc *bpf.Counters
+		if x, ok := rx.(*recv.XDP); ok {
+			if c, err := x.Counters(); err == nil {
+				xc = &c
+			}
+		}
+		closeErr := rx.Close()
+		rxErr = errors.Join(rxErr, closeErr)
+		st := rx.Stats()
+		res.Receiver = rx.Mode()
+		rx = nil
+		res.Replies, res.Open, res.Closed, res.Duplicates = st.Replies.Load(), st.Open.Load(), st.Closed.Load(), st.Duplicates.Load()
+		res.Foreign, res.BadCookie, res.Dropped = st.Foreign.Load(), st.BadCookie.Load(), st.Dropped.Load()
+		if xc != nil {
+			res.XDP = xc
+			res.BadCookie += xc.BadCookie
+			res.Dropped = xc.RingbufFull
+		}
+	}
+	return res, errors.Join(runErr, rxErr)
+}
+
+// openReceiver attaches the XDP matcher, or the AF_PACKET fallback when
+// asked or when XDP cannot load ("auto" says why, once).
+func openReceiver(cfg Config, path *netif.Path, sources []uint32, cookie *packet.Cookie) (recv.Receiver, error) {
+	first, last := sources[0], sources[0]
+	for _, s := range sources {
+		first, last = min(first, s), max(last, s)
+	}
+	if cfg.Receiver == "" {
+		cfg.Receiver = "auto"
+	}
+	if cfg.Receiver == "auto" || cfg.Receiver == "xdp" {
+		k0, k1 := cookie.Key()
+		x, err := recv.NewXDP(path.Iface, bpf.Config{Key0: k0, Key1: k1, SrcFirst: first, SrcLast: last,
+			WindowFirst: cfg.SourcePorts.First, WindowCount: cfg.SourcePorts.Count, Probes: uint32(cfg.Probes), SendReset: !cfg.NoReset}, cfg.Plan.Space)
+		if err == nil {
+			return x, nil
+		}
+		if cfg.Receiver == "xdp" {
+			return nil, fmt.Errorf("xdp receiver: %w", err)
+		}
+		cfg.Log.Warn("XDP matcher unavailable; falling back to the AF_PACKET receiver (the kernel will answer SYN-ACKs with RSTs)", "why", err)
+	} else if cfg.Receiver != "afpacket" {
+		return nil, fmt.Errorf("receiver %q: want auto, xdp or afpacket", cfg.Receiver)
+	}
+	return recv.NewAFPacket(path.Iface, recv.FilterConfig{SrcFirst: first, SrcLast: last, Window: cfg.SourcePorts}, cookie, cfg.Plan.Space)
 }
 
 // paths finds how probes leave: the path of routed targets, and, when some

@@ -96,19 +96,34 @@ func (t *mmsgTransport) Prepare(init func([]byte)) {
 
 func (t *mmsgTransport) Slots(n int) ([][]byte, error) { return t.bufs[:n], nil }
 
+// ENOBUFS handling: how often a refused frame is retried and how long the
+// sender waits before each retry.
+const (
+	enobufsRetries = 1000
+	enobufsWait    = 20 * time.Microsecond
+)
+
 func (t *mmsgTransport) Send(n int) error {
-	off := 0
+	off, retries := 0, 0
 	for off < n {
 		r, _, errno := unix.Syscall6(unix.SYS_SENDMMSG, uintptr(t.fd), uintptr(unsafe.Pointer(&t.msgs[off])), uintptr(n-off), 0, 0, 0)
 		switch {
 		case errno == 0:
 			off += int(r)
+			retries = 0
 		case errno == unix.EINTR || errno == unix.EAGAIN:
 			runtime.Gosched()
 		case errno == unix.ENOBUFS:
-			// the device queue is full: the first frame was dropped
-			t.drops.Add(1)
-			off++
+			// the device (or a veth peer's ring) is full: wait a little and
+			// retry the frame; give up on it, counted, only after
+			// enobufsRetries tries
+			if retries++; retries > enobufsRetries {
+				t.drops.Add(1)
+				off++
+				retries = 0
+				continue
+			}
+			time.Sleep(enobufsWait)
 		default:
 			return &net.OpError{Op: "sendmmsg", Net: "packet", Err: errno}
 		}
