@@ -33,7 +33,7 @@ test: deps lint check-generate
 # be what the C source builds to.
 check-generate:
 	@if command -v clang-14 >/dev/null 2>&1 && [ -f /usr/include/bpf/bpf_helpers.h ]; then \
-	  $(GO) generate ./bpf/ && git diff --exit-code --stat -- bpf/ || { echo "bpf/ is stale: run make generate and commit"; exit 1; }; \
+	  $(GO) generate ./bpf/ ./bench/responder/ && git diff --exit-code --stat -- bpf/ bench/responder/ || { echo "bpf/ or bench/responder/ is stale: run make generate and commit"; exit 1; }; \
 	else echo "clang-14 or libbpf-dev missing: not checking bpf/ against xdp.c"; fi
 
 lint: deps
@@ -65,7 +65,7 @@ demo: build
 # libbpf-dev).
 generate:
 	@command -v clang-14 >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && apt-get install -y -qq clang-14 llvm-14 libbpf-dev; }
-	$(GO) generate ./bpf/
+	$(GO) generate ./bpf/ ./bench/responder/
 
 clean:
 	rm -rf bin

@@ -132,6 +132,38 @@ func New(ctx context.Context, opt Options) (_ *Network, err error) {
 	return n, nil
 }
 
+// AttachResponder loads the XDP responder (package bench/responder) on the
+// net side's veth, so every SYN to Internet is answered in XDP by its
+// ground truth, and the far side's kernel never sees a probe. The scanner's
+// veth end needs GRO on (Options.GRO) for XDP_TX to deliver.
+func (n *Network) AttachResponder(ctx context.Context, object []byte) error {
+	return n.attach(ctx, n.Net, n.NetIf, object)
+}
+
+// AttachScanPassthrough loads the responder object on the scanner's veth
+// too, where it passes every frame (nothing there is addressed to
+// Internet): it gives that end the NAPI instance XDP_TX from the net side
+// needs when reach itself runs no XDP program (the AF_PACKET receiver).
+// GRO alone was seen not to suffice on kernel 6.18: the net side's XDP_TX
+// filled the 256-frame ring and then failed.
+func (n *Network) AttachScanPassthrough(ctx context.Context, object []byte) error {
+	return n.attach(ctx, n.Scan, n.ScanIf, object)
+}
+
+func (n *Network) attach(ctx context.Context, ns, dev string, object []byte) error {
+	f, err := os.CreateTemp("", "reach-responder-*.o")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(f.Name())
+	if _, err := f.Write(object); err != nil {
+		f.Close()
+		return err
+	}
+	f.Close()
+	return n.run(ctx, ns, "ip", "link", "set", "dev", dev, "xdp", "obj", f.Name(), "sec", "xdp")
+}
+
 // Command returns a command that runs inside namespace ns.
 func (n *Network) Command(ctx context.Context, ns string, name string, args ...string) *exec.Cmd {
 	return exec.CommandContext(ctx, "ip", append([]string{"netns", "exec", ns, name}, args...)...)

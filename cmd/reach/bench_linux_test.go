@@ -1,0 +1,123 @@
+package main
+
+import (
+	"context"
+	"net/netip"
+	"os"
+	"regexp"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/reachscan/reach/bench/responder"
+	"github.com/reachscan/reach/bench/testnet"
+	"github.com/reachscan/reach/engine/target"
+)
+
+// BenchmarkReceive scans 198.19.0.0/16 × the responder's 7 open-capable
+// ports at full speed against the XDP responder and reports, per receiver,
+// the replies per second delivered to user space, the replies lost against
+// the ground truth, and reach's CPU seconds per million replies.
+func BenchmarkReceive(b *testing.B) {
+	if err := testnet.Available(); err != nil {
+		b.Skipf("simulated network unavailable: %v", err)
+	}
+	var wantOpen int
+	for a := uint32(0xC6130000); a <= 0xC613FFFF; a++ {
+		for _, p := range []uint16{22, 80, 443, 3306, 5432, 6379, 8080} {
+			if responder.Open(a, p) {
+				wantOpen++
+			}
+		}
+	}
+	const probes = 65536 * 7
+	for _, receiver := range []string{"xdp", "afpacket"} {
+		b.Run(receiver, func(b *testing.B) {
+			for b.Loop() {
+				ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+				nw, err := testnet.New(ctx, testnet.Options{GRO: true})
+				if err != nil {
+					b.Fatal(err)
+				}
+				if err := nw.AttachResponder(ctx, responder.Object); err != nil {
+					nw.Close()
+					b.Fatal(err)
+				}
+				if receiver == "afpacket" {
+					if err := nw.AttachScanPassthrough(ctx, responder.Object); err != nil {
+						nw.Close()
+						b.Fatal(err)
+					}
+				}
+				self, _ := os.Executable()
+				cmd := nw.Command(ctx, nw.Scan, self, "scan", "--no-default-blocklist", "--seed", "3", "-p", "22,80,443,3306,5432,6379,8080",
+					"--rate", "0", "--receiver", receiver, "--cooldown", "1s", "--output-closed", "--quiet", "198.19.0.0/16")
+				cmd.Env = append(os.Environ(), "REACH_RUN_MAIN=1")
+				var out, errb strings.Builder
+				cmd.Stdout, cmd.Stderr = &out, &errb
+				err = cmd.Run()
+				stats, _ := nw.Command(ctx, nw.Net, "ethtool", "-S", nw.NetIf).CombinedOutput()
+				nw.Close()
+				cancel()
+				if err != nil {
+					b.Fatalf("%v\n%s", err, errb.String())
+				}
+				open := strings.Count(out.String(), ",open\n")
+				for l := range strings.SplitSeq(out.String(), "\n") {
+					ip, rest, ok := strings.Cut(l, ",")
+					if !ok {
+						continue
+					}
+					port, st, _ := strings.Cut(rest, ",")
+					a := target.U32(mustAddr(b, ip))
+					p, _ := strconv.Atoi(port)
+					if (st == "open") != responder.Open(a, uint16(p)) {
+						b.Fatalf("%s reported %s against the ground truth", l, st)
+					}
+				}
+				secs := field(b, errb.String(), "seconds")
+				replies := float64(strings.Count(out.String(), "\n"))
+				cpu := cmd.ProcessState.UserTime() + cmd.ProcessState.SystemTime()
+				b.ReportMetric(replies/(secs-1), "replies/s")
+				b.ReportMetric(float64(probes-int(replies)), "lost")
+				b.ReportMetric(float64(wantOpen-open), "lost-open")
+				b.ReportMetric(cpu.Seconds()/(replies/1e6), "cpu-s/M-replies")
+				// where a loss happened: replies the responder could not
+				// transmit, events the ring buffer or socket dropped
+				b.ReportMetric(sumStat(string(stats), "xdp_tx_errors"), "responder-tx-errors")
+				b.ReportMetric(field(b, errb.String(), "dropped_events"), "receiver-drops")
+			}
+		})
+	}
+}
+
+func mustAddr(b *testing.B, s string) netip.Addr {
+	a, err := netip.ParseAddr(s)
+	if err != nil {
+		b.Fatal(err)
+	}
+	return a
+}
+
+// sumStat adds every ethtool -S counter whose name ends in name.
+func sumStat(stats, name string) float64 {
+	var n float64
+	for l := range strings.SplitSeq(stats, "\n") {
+		k, v, ok := strings.Cut(strings.TrimSpace(l), ":")
+		if ok && strings.HasSuffix(k, name) {
+			f, _ := strconv.ParseFloat(strings.TrimSpace(v), 64)
+			n += f
+		}
+	}
+	return n
+}
+
+func field(b *testing.B, log, name string) float64 {
+	m := regexp.MustCompile(name + `=([0-9.e+-]+)`).FindAllStringSubmatch(log, -1)
+	if m == nil {
+		b.Fatalf("no %s in %s", name, log)
+	}
+	v, _ := strconv.ParseFloat(m[len(m)-1][1], 64)
+	return v
+}
