@@ -114,7 +114,7 @@ func sumStat(stats, name string) float64 {
 }
 
 func field(b *testing.B, log, name string) float64 {
-	m := regexp.MustCompile(name + `=([0-9.e+-]+)`).FindAllStringSubmatch(log, -1)
+	m := regexp.MustCompile(name+`=([0-9.e+-]+)`).FindAllStringSubmatch(log, -1)
 	if m == nil {
 		b.Fatalf("no %s in %s", name, log)
 	}
