@@ -6,9 +6,11 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"strings"
 	"time"
 
 	"github.com/cilium/ebpf/ringbuf"
+	"github.com/safchain/ethtool"
 
 	"github.com/reachscan/reach/bpf"
 	"github.com/reachscan/reach/engine/target"
@@ -22,6 +24,9 @@ type XDP struct {
 	stats Stats
 	ready chan struct{}
 	mode  string
+	// ifname and txErr0 (its XDP_TX error count at attach) feed TXErrors.
+	ifname string
+	txErr0 uint64
 }
 
 // NewXDP loads the matcher with cfg and attaches it to ifi.
@@ -40,7 +45,8 @@ func NewXDP(ifi *net.Interface, cfg bpf.Config, space *target.Space) (*XDP, erro
 		m.Close()
 		return nil, fmt.Errorf("open ring buffer: %w", err)
 	}
-	x := &XDP{m: m, rd: rd, ready: make(chan struct{}), mode: "xdp/" + mode}
+	x := &XDP{m: m, rd: rd, ready: make(chan struct{}), mode: "xdp/" + mode, ifname: ifi.Name}
+	x.txErr0, _ = xdpTXErrors(ifi.Name)
 	x.f = newFilter(space, &x.stats)
 	return x, nil
 }
@@ -90,6 +96,43 @@ func (x *XDP) Run(ctx context.Context, emit func(*Hit)) error {
 		hit = Hit{Addr: ev.Addr, Port: ev.Sport, Status: st, TTL: ev.TTL, Window: ev.Window, MSS: ev.MSS, TimeNS: ev.TimeNS}
 		emit(&hit)
 	}
+}
+
+// TXErrors is how many XDP_TX transmissions (the RSTs answering SYN-ACKs)
+// the interface failed since attach, from its driver statistics (on veth,
+// rx_queue_N_xdp_tx_errors: the peer needs GRO on or an XDP program of its
+// own). ok is false when the driver reports no such counter.
+func (x *XDP) TXErrors() (n uint64, ok bool) {
+	v, err := xdpTXErrors(x.ifname)
+	if err != nil {
+		return 0, false
+	}
+	return v - x.txErr0, true
+}
+
+// xdpTXErrors sums the driver statistics named *xdp_tx_errors.
+func xdpTXErrors(ifname string) (uint64, error) {
+	e, err := ethtool.NewEthtool()
+	if err != nil {
+		return 0, err
+	}
+	defer e.Close()
+	st, err := e.Stats(ifname)
+	if err != nil {
+		return 0, err
+	}
+	var n uint64
+	found := false
+	for k, v := range st {
+		if strings.HasSuffix(k, "xdp_tx_errors") {
+			n += v
+			found = true
+		}
+	}
+	if !found {
+		return 0, errors.New("no xdp_tx_errors statistic")
+	}
+	return n, nil
 }
 
 // Close detaches the program and releases the ring buffer.

@@ -72,6 +72,7 @@ type Result struct {
 	// repeats, replies from untargeted pairs, bad cookies, lost events.
 	Replies, Open, Closed, Duplicates, Foreign, BadCookie, Dropped uint64
 	XDP                                                            *bpf.Counters // the XDP matcher's in-kernel counters
+	XDPTXErrors                                                    uint64        // RSTs the interface failed to transmit
 }
 
 // Run sends the scan's probes. Cancelling ctx stops the senders after their
@@ -184,6 +185,10 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 		if x, ok := rx.(*recv.XDP); ok {
 			if c, err := x.Counters(); err == nil {
 				xc = &c
+			}
+			if n, ok := x.TXErrors(); ok && n > 0 {
+				res.XDPTXErrors = n
+				cfg.Log.Warn("XDP_TX failed for RSTs answering SYN-ACKs: those targets keep half-open state until they time out (on veth the peer needs GRO on or an XDP program)", "failed", n)
 			}
 		}
 		closeErr := rx.Close()
