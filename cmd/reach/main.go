@@ -63,6 +63,7 @@ func newApp(stdout, stderr io.Writer, exitCode *int) *cli.App {
 		scanCommand(log),
 		iterateCommand(log),
 		targetsCommand(log),
+		demoCommand(log),
 	}
 	for _, c := range commands {
 		c.OnUsageError = onUsage

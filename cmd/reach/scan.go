@@ -74,7 +74,7 @@ func scanCommand(log *slog.Logger) *cli.Command {
 			}
 			if res != nil {
 				log.Info("scan finished", "sent", res.Sent, "targets", res.Targets, "refused", res.Refused, "drops", res.Drops,
-					"seconds", res.Duration.Seconds(), "pps", float64(res.Sent)/max(res.Duration.Seconds(), 1e-9),
+					"seconds", res.Duration.Seconds(), "send_pps", float64(res.Sent)/max(res.SendDuration.Seconds(), 1e-9),
 					"receiver", res.Receiver, "open", res.Open, "closed", res.Closed, "duplicates", res.Duplicates,
 					"foreign", res.Foreign, "bad_cookie", res.BadCookie, "dropped_events", res.Dropped)
 			}

@@ -288,6 +288,19 @@ func grepLines(s string, words ...string) string {
 	return strings.Join(out, "\n")
 }
 
+// TestDemo runs `reach demo` (what make demo runs): it must scan the
+// simulated network and agree with the ground truth everywhere.
+func TestDemo(t *testing.T) {
+	if err := testnet.Available(); err != nil {
+		t.Skipf("simulated network unavailable: %v", err)
+	}
+	t.Setenv("REACH_RUN_MAIN", "1") // the demo re-runs this binary as reach inside the namespace
+	out, errs, code := reach(t, "demo", "--targets", "198.19.4.0/22")
+	if code != 0 || !strings.Contains(out, "10240 of 10240 pairs answered; 0 disagree with the ground truth") {
+		t.Fatalf("exit %d\n%s\n%s", code, out, errs)
+	}
+}
+
 func lastLine(s string) string {
 	s = strings.TrimSpace(s)
 	return s[strings.LastIndex(s, "\n")+1:]

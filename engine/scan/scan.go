@@ -63,11 +63,12 @@ type Config struct {
 // Result is what a finished (or stopped) scan reports.
 type Result struct {
 	send.Totals
-	Duration  time.Duration
-	Positions []permute.Position // checkpoint per sender thread
-	Path      *netif.Path
-	RatePPS   float64 // the rate asked for, after --bandwidth
-	Receiver  string  // receiver mode, "" for a dry run
+	Duration     time.Duration      // whole scan, cooldown included
+	SendDuration time.Duration      // first probe to last
+	Positions    []permute.Position // checkpoint per sender thread
+	Path         *netif.Path
+	RatePPS      float64 // the rate asked for, after --bandwidth
+	Receiver     string  // receiver mode, "" for a dry run
 	// Receiver counters: valid replies, first-seen open and closed pairs,
 	// repeats, replies from untargeted pairs, bad cookies, lost events.
 	Replies, Open, Closed, Duplicates, Foreign, BadCookie, Dropped uint64
@@ -162,6 +163,7 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 		}()
 	}
 	runErr := s.Run(ctx)
+	sendTime := time.Since(start)
 	var rxErr error
 	if rx != nil {
 		if runErr == nil && ctx.Err() == nil && cfg.Cooldown > 0 {
@@ -179,7 +181,7 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	}
 	close(done)
 	wg.Wait()
-	res := &Result{Totals: s.Totals(), Duration: time.Since(start), Positions: s.Positions(), Path: path, RatePPS: rate}
+	res := &Result{Totals: s.Totals(), Duration: time.Since(start), SendDuration: sendTime, Positions: s.Positions(), Path: path, RatePPS: rate}
 	if rx != nil {
 		var xc *bpf.Counters
 		if x, ok := rx.(*recv.XDP); ok {
