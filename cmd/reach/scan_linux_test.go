@@ -288,6 +288,38 @@ func grepLines(s string, words ...string) string {
 	return strings.Join(out, "\n")
 }
 
+// TestScanWarnsOfFailedResets: without GRO on the far veth, XDP_TX cannot
+// deliver the RSTs; reach must say so with a count, not stay silent.
+func TestScanWarnsOfFailedResets(t *testing.T) {
+	if err := testnet.Available(); err != nil {
+		t.Skipf("simulated network unavailable: %v", err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	nw, err := testnet.New(ctx, testnet.Options{AnyIP: true}) // GRO off
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { nw.Close() })
+	self, _ := os.Executable()
+	srv := nw.Command(ctx, nw.Net, self)
+	srv.Env = append(os.Environ(), "REACH_TEST_LISTEN=80")
+	stdout, _ := srv.StdoutPipe()
+	if err := srv.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { srv.Process.Kill(); srv.Wait() })
+	bufio.NewReader(stdout).ReadString('\n')
+	out, err := reachIn(ctx, t, nw, nw.Scan, "scan", "--no-default-blocklist", "-p", "80", "--rate", "5000", "--receiver", "xdp", "--cooldown", "1s", "--quiet", "198.19.0.0/26")
+	if err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	hits := len(regexp.MustCompile(`(?m)^198\.19\.0\.\d+,80$`).FindAllString(out, -1))
+	if hits != 64 || !regexp.MustCompile(`XDP_TX failed for RSTs .* failed=[1-9]`).MatchString(out) {
+		t.Fatalf("no warning about failed XDP_TX:\n%s", out)
+	}
+}
+
 // TestDemo runs `reach demo` (what make demo runs): it must scan the
 // simulated network and agree with the ground truth everywhere.
 func TestDemo(t *testing.T) {
