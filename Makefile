@@ -13,7 +13,14 @@ all: build
 # Debian packages the tests and the demo use (namespaces, capture, peers).
 APT_PKGS := iproute2 tcpdump ethtool nftables
 
+# DuckDB's Node.js package, the independent Parquet reader of the export tests.
+DUCKDB_DIR := $(CURDIR)/.cache/duckdb
+DUCKDB_PKG := @duckdb/node-api@1.5.6-r.1
+
 deps:
+	@if [ "$$(id -u)" = 0 ] && ! command -v node >/dev/null 2>&1; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nodejs npm; fi
+	@if command -v npm >/dev/null 2>&1 && [ ! -d $(DUCKDB_DIR)/node_modules/@duckdb/node-api ]; then \
+	  mkdir -p $(DUCKDB_DIR) && npm install --silent --no-audit --no-fund --prefix $(DUCKDB_DIR) $(DUCKDB_PKG); fi
 	@missing=""; for p in $(APT_PKGS); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
 	  if [ -n "$$missing" ]; then \
 	    if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \
@@ -27,7 +34,7 @@ build: deps
 # test: vet, lint and the whole suite (fuzz seeds included). Runs as root in
 # CI, where the tests that need namespaces run too.
 test: deps lint check-generate
-	$(GO) test -count=1 $(PKGS)
+	REACH_DUCKDB_DIR=$(DUCKDB_DIR) $(GO) test -count=1 $(PKGS)
 
 # check-generate: where clang is installed, the committed bpf2go output must
 # be what the C source builds to.

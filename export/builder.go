@@ -1,0 +1,82 @@
+package export
+
+import (
+	"net/netip"
+
+	"github.com/apache/arrow-go/v18/arrow"
+	"github.com/apache/arrow-go/v18/arrow/array"
+	"github.com/apache/arrow-go/v18/arrow/memory"
+)
+
+// batchRows is how many rows one record batch (and one Parquet row group,
+// at most) holds.
+const batchRows = 64 * 1024
+
+// recordBuilder accumulates rows into Arrow record batches.
+type recordBuilder struct {
+	b *array.RecordBuilder
+	n int
+}
+
+func newRecordBuilder() *recordBuilder {
+	return &recordBuilder{b: array.NewRecordBuilder(memory.DefaultAllocator, Schema())}
+}
+
+func appendString(b array.Builder, s string) {
+	sb := b.(*array.StringBuilder)
+	if s == "" {
+		sb.AppendNull()
+	} else {
+		sb.Append(s)
+	}
+}
+
+func (rb *recordBuilder) add(r *Row) {
+	f := rb.b.Fields()
+	f[0].(*array.TimestampBuilder).Append(arrow.Timestamp(r.Time.UnixMicro()))
+	f[1].(*array.StringBuilder).Append(addrString(r.Addr))
+	f[2].(*array.Uint32Builder).Append(r.Addr)
+	f[3].(*array.Uint16Builder).Append(r.Port)
+	f[4].(*array.StringBuilder).Append(r.Status)
+	f[5].(*array.Uint8Builder).Append(r.TTL)
+	f[6].(*array.Uint16Builder).Append(r.Window)
+	if r.MSS == 0 {
+		f[7].AppendNull()
+	} else {
+		f[7].(*array.Uint16Builder).Append(r.MSS)
+	}
+	f[8].(*array.Uint8Builder).Append(r.Probe)
+	f[9].(*array.Uint16Builder).Append(r.Shard)
+	if r.HasASN {
+		f[10].(*array.Uint32Builder).Append(r.ASN)
+	} else {
+		f[10].AppendNull()
+	}
+	appendString(f[11], r.Service)
+	appendString(f[12], r.Product)
+	appendString(f[13], r.Version)
+	if r.Banner == nil {
+		f[14].AppendNull()
+	} else {
+		f[14].(*array.BinaryBuilder).Append(r.Banner)
+	}
+	appendString(f[15], r.Class)
+	appendString(f[16], r.Severity)
+	appendString(f[17], r.Owner)
+	rb.n++
+}
+
+// flush returns the accumulated batch (nil when empty); the caller releases it.
+func (rb *recordBuilder) flush() arrow.RecordBatch {
+	if rb.n == 0 {
+		return nil
+	}
+	rb.n = 0
+	return rb.b.NewRecordBatch()
+}
+
+func (rb *recordBuilder) release() { rb.b.Release() }
+
+func addrString(a uint32) string {
+	return netip.AddrFrom4([4]byte{byte(a >> 24), byte(a >> 16), byte(a >> 8), byte(a)}).String()
+}

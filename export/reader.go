@@ -1,0 +1,267 @@
+package export
+
+import (
+	"bufio"
+	"context"
+	"encoding/base64"
+	"encoding/csv"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"time"
+
+	"github.com/apache/arrow-go/v18/arrow"
+	"github.com/apache/arrow-go/v18/arrow/array"
+	"github.com/apache/arrow-go/v18/arrow/ipc"
+	"github.com/apache/arrow-go/v18/arrow/memory"
+	"github.com/apache/arrow-go/v18/parquet/file"
+	"github.com/apache/arrow-go/v18/parquet/pqarrow"
+)
+
+// ReadFile reads every row of a reach output in any format (format from
+// the extension; a directory is a partitioned Parquet dataset).
+func ReadFile(path string) ([]Row, error) {
+	if st, err := os.Stat(path); err == nil && st.IsDir() {
+		parts, _ := filepath.Glob(filepath.Join(path, "date=*", "part-*.parquet"))
+		sort.Strings(parts)
+		var out []Row
+		for _, p := range parts {
+			rows, err := ReadFile(p)
+			if err != nil {
+				return nil, err
+			}
+			out = append(out, rows...)
+		}
+		return out, nil
+	}
+	f, err := FormatOf(path)
+	if err != nil {
+		return nil, err
+	}
+	switch f {
+	case Parquet:
+		return readParquet(path)
+	case Arrow:
+		return readArrow(path)
+	case CSV:
+		return readCSV(path)
+	default:
+		return readNDJSON(path)
+	}
+}
+
+func readParquet(path string) ([]Row, error) {
+	pf, err := file.OpenParquetFile(path, false)
+	if err != nil {
+		return nil, fmt.Errorf("open %s: %w", path, err)
+	}
+	defer pf.Close()
+	fr, err := pqarrow.NewFileReader(pf, pqarrow.ArrowReadProperties{BatchSize: batchRows}, memory.DefaultAllocator)
+	if err != nil {
+		return nil, fmt.Errorf("read %s: %w", path, err)
+	}
+	rr, err := fr.GetRecordReader(context.Background(), nil, nil)
+	if err != nil {
+		return nil, fmt.Errorf("read %s: %w", path, err)
+	}
+	defer rr.Release()
+	var out []Row
+	for rr.Next() {
+		if out, err = appendRows(out, rr.RecordBatch()); err != nil {
+			return nil, fmt.Errorf("read %s: %w", path, err)
+		}
+	}
+	if err := rr.Err(); err != nil && err != io.EOF {
+		return nil, fmt.Errorf("read %s: %w", path, err)
+	}
+	return out, nil
+}
+
+func readArrow(path string) ([]Row, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("open %s: %w", path, err)
+	}
+	defer f.Close()
+	r, err := ipc.NewFileReader(f)
+	if err != nil {
+		return nil, fmt.Errorf("read %s: %w", path, err)
+	}
+	defer r.Close()
+	var out []Row
+	for i := range r.NumRecords() {
+		rec, err := r.RecordBatch(i)
+		if err != nil {
+			return nil, fmt.Errorf("read %s: %w", path, err)
+		}
+		if out, err = appendRows(out, rec); err != nil {
+			return nil, fmt.Errorf("read %s: %w", path, err)
+		}
+	}
+	return out, nil
+}
+
+// appendRows converts a record batch of Schema() back into rows.
+func appendRows(out []Row, rec arrow.RecordBatch) ([]Row, error) {
+	if !rec.Schema().Equal(Schema()) && int(rec.NumCols()) != len(columns) {
+		return nil, fmt.Errorf("schema has %d columns, want %d", rec.NumCols(), len(columns))
+	}
+	c := rec.Columns()
+	str := func(col, i int) string {
+		a := c[col].(*array.String)
+		if a.IsNull(i) {
+			return ""
+		}
+		return a.Value(i)
+	}
+	for i := range int(rec.NumRows()) {
+		r := Row{
+			Time:   c[0].(*array.Timestamp).Value(i).ToTime(arrow.Microsecond),
+			Addr:   c[2].(*array.Uint32).Value(i),
+			Port:   c[3].(*array.Uint16).Value(i),
+			Status: str(4, i),
+			TTL:    c[5].(*array.Uint8).Value(i),
+			Window: c[6].(*array.Uint16).Value(i),
+			Probe:  c[8].(*array.Uint8).Value(i),
+			Shard:  c[9].(*array.Uint16).Value(i),
+		}
+		if m := c[7].(*array.Uint16); !m.IsNull(i) {
+			r.MSS = m.Value(i)
+		}
+		if a := c[10].(*array.Uint32); !a.IsNull(i) {
+			r.ASN, r.HasASN = a.Value(i), true
+		}
+		r.Service, r.Product, r.Version = str(11, i), str(12, i), str(13, i)
+		if b := c[14].(*array.Binary); !b.IsNull(i) {
+			r.Banner = append([]byte{}, b.Value(i)...)
+		}
+		r.Class, r.Severity, r.Owner = str(15, i), str(16, i), str(17, i)
+		out = append(out, r)
+	}
+	return out, nil
+}
+
+func readCSV(path string) ([]Row, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("open %s: %w", path, err)
+	}
+	defer f.Close()
+	cr := csv.NewReader(bufio.NewReader(f))
+	cr.FieldsPerRecord = len(columns)
+	head, err := cr.Read()
+	if err != nil {
+		return nil, fmt.Errorf("read %s: %w", path, err)
+	}
+	for i, h := range head {
+		if h != columns[i] {
+			return nil, fmt.Errorf("read %s: column %d is %q, want %q", path, i+1, h, columns[i])
+		}
+	}
+	var out []Row
+	for line := 2; ; line++ {
+		v, err := cr.Read()
+		if err == io.EOF {
+			return out, nil
+		}
+		if err != nil {
+			return nil, fmt.Errorf("read %s: %w", path, err)
+		}
+		r, err := csvRow(v)
+		if err != nil {
+			return nil, fmt.Errorf("%s:%d: %w", path, line, err)
+		}
+		out = append(out, r)
+	}
+}
+
+func csvRow(v []string) (Row, error) {
+	var r Row
+	var err error
+	num := func(s string, bits int) uint64 {
+		if err != nil || s == "" {
+			return 0
+		}
+		var n uint64
+		n, err = strconv.ParseUint(s, 10, bits)
+		return n
+	}
+	if r.Time, err = time.Parse(time.RFC3339Nano, v[0]); err != nil {
+		return r, err
+	}
+	a, perr := netip.ParseAddr(v[1])
+	if perr != nil || !a.Is4() {
+		return r, fmt.Errorf("ip %q", v[1])
+	}
+	r.Addr = uint32(num(v[2], 32))
+	r.Port = uint16(num(v[3], 16))
+	r.Status = v[4]
+	r.TTL = uint8(num(v[5], 8))
+	r.Window = uint16(num(v[6], 16))
+	r.MSS = uint16(num(v[7], 16))
+	r.Probe = uint8(num(v[8], 8))
+	r.Shard = uint16(num(v[9], 16))
+	if v[10] != "" {
+		r.ASN, r.HasASN = uint32(num(v[10], 32)), true
+	}
+	r.Service, r.Product, r.Version = v[11], v[12], v[13]
+	if v[14] != "" {
+		if r.Banner, err = base64.StdEncoding.DecodeString(v[14]); err != nil {
+			return r, fmt.Errorf("banner: %w", err)
+		}
+	}
+	r.Class, r.Severity, r.Owner = v[15], v[16], v[17]
+	return r, err
+}
+
+func readNDJSON(path string) ([]Row, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("open %s: %w", path, err)
+	}
+	defer f.Close()
+	dec := json.NewDecoder(bufio.NewReader(f))
+	var out []Row
+	for line := 1; ; line++ {
+		var j jsonRow
+		if err := dec.Decode(&j); err == io.EOF {
+			return out, nil
+		} else if err != nil {
+			return nil, fmt.Errorf("%s:%d: %w", path, line, err)
+		}
+		t, err := time.Parse(time.RFC3339Nano, j.TS)
+		if err != nil {
+			return nil, fmt.Errorf("%s:%d: %w", path, line, err)
+		}
+		r := Row{Time: t, Addr: j.IPU32, Port: j.Port, Status: j.Status, TTL: j.TTL, Window: j.Window, Probe: j.Probe, Shard: j.Shard}
+		if j.MSS != nil {
+			r.MSS = *j.MSS
+		}
+		if j.ASN != nil {
+			r.ASN, r.HasASN = *j.ASN, true
+		}
+		deref := func(p *string) string {
+			if p == nil {
+				return ""
+			}
+			return *p
+		}
+		r.Service, r.Product, r.Version = deref(j.Service), deref(j.Product), deref(j.Version)
+		r.Class, r.Severity, r.Owner = deref(j.Class), deref(j.Severity), deref(j.Owner)
+		switch b := j.Banner.(type) {
+		case string:
+			r.Banner = []byte(b)
+		case map[string]any:
+			s, _ := b["base64"].(string)
+			if r.Banner, err = base64.StdEncoding.DecodeString(s); err != nil {
+				return nil, fmt.Errorf("%s:%d: banner: %w", path, line, err)
+			}
+		}
+		out = append(out, r)
+	}
+}
