@@ -50,6 +50,7 @@ type Event struct {
 	Dport       uint16 // our source port
 	Window, MSS uint16
 	Flags, TTL  uint8
+	Daddr       uint32 // our source address the reply went to, host order
 }
 
 // DecodeEvent decodes a raw event at the fixed offsets of struct event
@@ -68,6 +69,7 @@ func DecodeEvent(b []byte, e *Event) error {
 	e.MSS = le.Uint16(b[22:])
 	e.Flags = b[24]
 	e.TTL = b[25]
+	e.Daddr = le.Uint32(b[28:])
 	return nil
 }
 

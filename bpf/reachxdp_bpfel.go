@@ -24,7 +24,8 @@ type reachXDPEvent struct {
 	Mss    uint16
 	Flags  uint8
 	Ttl    uint8
-	Pad    [6]uint8
+	Pad    [2]uint8
+	Daddr  uint32
 }
 
 // Names of all BPF objects in the ELF.

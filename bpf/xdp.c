@@ -50,7 +50,8 @@ struct event {
 	__u16 mss;     // 0 when absent
 	__u8 flags;    // TCP flags
 	__u8 ttl;
-	__u8 pad[6];
+	__u8 pad[2];
+	__u32 daddr;   // our source address the reply went to, host order
 };
 const struct event *unused_event __attribute__((unused));
 
@@ -234,6 +235,7 @@ int reach_xdp(struct xdp_md *ctx)
 		e->flags = ((__u8 *)tcp)[13];
 		e->ttl = ip->ttl;
 		__builtin_memset(e->pad, 0, sizeof(e->pad));
+		e->daddr = daddr;
 		bpf_ringbuf_submit(e, 0);
 	} else {
 		count(C_RINGBUF_FULL);

@@ -170,7 +170,7 @@ func TestMatcher(t *testing.T) {
 			}
 			if tt.event {
 				e := evs[0]
-				if e.Addr != targetIP || e.Sport != 443 || e.Dport != p.Sport || e.TTL != 55 || e.Window != 29200 || e.TimeNS == 0 {
+				if e.Addr != targetIP || e.Daddr != ourIP || e.Sport != 443 || e.Dport != p.Sport || e.TTL != 55 || e.Window != 29200 || e.TimeNS == 0 {
 					t.Fatalf("event %+v", e)
 				}
 				if tt.name == "syn-ack" && (e.MSS != 1380 || e.Flags != packet.FlagSYN|packet.FlagACK) {

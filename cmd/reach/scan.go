@@ -19,6 +19,7 @@ import (
 	"github.com/reachscan/reach/engine/scan"
 	"github.com/reachscan/reach/engine/send"
 	"github.com/reachscan/reach/engine/target"
+	"github.com/reachscan/reach/export"
 )
 
 func scanCommand(log *slog.Logger) *cli.Command {
@@ -43,7 +44,10 @@ func scanCommand(log *slog.Logger) *cli.Command {
 			&cli.StringFlag{Name: "receiver", Value: "auto", Usage: "reply receiver: auto (XDP, else AF_PACKET), xdp or afpacket"},
 			&cli.BoolFlag{Name: "no-reset", Usage: "drop valid SYN-ACKs in XDP without answering them with an RST"},
 			&cli.DurationFlag{Name: "cooldown", Aliases: []string{"c"}, Value: 8 * time.Second, Usage: "keep receiving this long after the last probe"},
-			&cli.BoolFlag{Name: "output-closed", Usage: "also print pairs that answered RST (closed)"},
+			&cli.BoolFlag{Name: "output-closed", Usage: "also output pairs that answered RST (closed)"},
+			&cli.StringFlag{Name: "output", Aliases: []string{"o"}, Usage: "write results to `PATH` (.csv, .jsonl, .parquet, .arrow; DIR/ = partitioned Parquet); default: ip,port on stdout"},
+			&cli.StringFlag{Name: "output-format", Aliases: []string{"O"}, Usage: "force the output format: csv, jsonl, parquet or arrow"},
+			&cli.StringFlag{Name: "metadata", Aliases: []string{"m"}, Usage: "write the scan's metadata (config, seed, generator, counters, timings, versions) as JSON to `FILE`"},
 			&cli.BoolFlag{Name: "quiet", Aliases: []string{"q"}, Usage: "no status line"},
 		),
 		Action: func(c *cli.Context) error {
@@ -53,21 +57,52 @@ func scanCommand(log *slog.Logger) *cli.Command {
 			}
 			out := bufio.NewWriterSize(c.App.Writer, 64*1024)
 			closed := c.Bool("output-closed")
-			line := make([]byte, 0, 32)
-			cfg.OnHit = func(h *recv.Hit) {
-				if h.Status == recv.Open || closed {
-					line = appendPair(line[:0], h.Addr, h.Port)
-					if closed {
-						line = append(line[:len(line)-1], ","...)
-						line = append(line, h.Status.String()...)
-						line = append(line, '\n')
+			var file export.Writer
+			if p := c.String("output"); p != "" && !cfg.DryRun {
+				var f export.Format
+				if s := c.String("output-format"); s != "" {
+					if f, err = export.ParseFormat(s); err != nil {
+						return usageError{err}
 					}
-					out.Write(line)
+				}
+				if file, err = export.Create(p, f); err != nil {
+					return usageError{err}
 				}
 			}
+			shard := uint16(cfg.Plan.Layout.Shard)
+			var row export.Row
+			var writeErr error
+			line := make([]byte, 0, 32)
+			cfg.OnHit = func(h *recv.Hit) {
+				if h.Status != recv.Open && !closed {
+					return
+				}
+				if file != nil {
+					row = export.Row{Time: h.Time, Addr: h.Addr, Port: h.Port, Status: h.Status.String(), TTL: h.TTL,
+						Window: h.Window, MSS: h.MSS, Probe: h.Probe, Shard: shard}
+					if err := file.Write(&row); err != nil && writeErr == nil {
+						writeErr = err
+					}
+					return
+				}
+				line = appendPair(line[:0], h.Addr, h.Port)
+				if closed {
+					line = append(line[:len(line)-1], ","...)
+					line = append(line, h.Status.String()...)
+					line = append(line, '\n')
+				}
+				out.Write(line)
+			}
+			started := time.Now()
 			res, err := scan.Run(c.Context, cfg)
-			if ferr := out.Flush(); err == nil && ferr != nil {
-				err = fmt.Errorf("write results: %w", ferr)
+			if ferr := out.Flush(); ferr != nil {
+				err = errors.Join(err, fmt.Errorf("write results: %w", ferr))
+			}
+			if file != nil {
+				err = errors.Join(err, writeErr, file.Close())
+			}
+			if m := c.String("metadata"); m != "" && res != nil {
+				err = errors.Join(err, writeMetadata(m, c, cfg, res, started))
 			}
 			if errors.Is(err, netif.ErrPortOverlap) {
 				return usageError{err}

@@ -99,6 +99,14 @@ func (c *Cookie) Fill(p *Probe, k int) {
 	p.IPID = uint16(h >> 32)
 }
 
+// Copy returns which probe copy (0-based) a reply that Check accepted
+// answers: the position of its destination port in that target's sequence
+// of source ports.
+func (c *Cookie) Copy(r *Reply) int {
+	off := c.portOffset(r.Dst, r.Src, r.Sport)
+	return int((uint32(r.Dport-c.window.First) + c.window.Count - off) % c.window.Count)
+}
+
 // Verdict classifies a reply.
 type Verdict uint8
 

@@ -168,6 +168,9 @@ func TestCookieCheck(t *testing.T) {
 							t.Fatalf("window %+v probes %d copy %d flags %#x ack-seq %d: %v, want %v", w, probes, k, tt.r.Flags, tt.r.Ack-p.Seq, got, tt.want)
 						}
 					}
+					if got := c.Copy(reply(p, FlagSYN|FlagACK, p.Seq+1)); got != k {
+						t.Fatalf("Copy = %d, want %d", got, k)
+					}
 					// the same reply from another address or port fails
 					r := reply(p, FlagSYN|FlagACK, p.Seq+1)
 					r.Src++

@@ -152,7 +152,8 @@ func (a *AFPacket) Run(ctx context.Context, emit func(*Hit)) error {
 		if !ok {
 			continue
 		}
-		hit = Hit{Addr: r.Src, Port: r.Sport, Status: st, TTL: r.TTL, Window: r.Window, MSS: r.MSS}
+		hit = Hit{Addr: r.Src, Port: r.Sport, Status: st, TTL: r.TTL, Window: r.Window, MSS: r.MSS,
+			Probe: uint8(a.cookie.Copy(&r)), Time: time.Now()}
 		emit(&hit)
 	}
 }

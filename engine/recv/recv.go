@@ -3,6 +3,7 @@ package recv
 import (
 	"context"
 	"sync/atomic"
+	"time"
 
 	"github.com/reachscan/reach/engine/packet"
 	"github.com/reachscan/reach/engine/target"
@@ -35,7 +36,8 @@ type Hit struct {
 	TTL    uint8
 	Window uint16
 	MSS    uint16
-	TimeNS uint64 // kernel receive time (CLOCK_MONOTONIC ns) where known
+	Probe  uint8     // which probe copy was answered
+	Time   time.Time // when the reply arrived
 }
 
 // Stats are a receiver's counters, safe to read while it runs.

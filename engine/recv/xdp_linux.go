@@ -12,7 +12,10 @@ import (
 	"github.com/cilium/ebpf/ringbuf"
 	"github.com/safchain/ethtool"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/reachscan/reach/bpf"
+	"github.com/reachscan/reach/engine/packet"
 	"github.com/reachscan/reach/engine/target"
 )
 
@@ -27,10 +30,22 @@ type XDP struct {
 	// ifname and txErr0 (its XDP_TX error count at attach) feed TXErrors.
 	ifname string
 	txErr0 uint64
+	cookie *packet.Cookie
+	// wall0 and mono0 are the same instant on the wall clock and on
+	// CLOCK_MONOTONIC (bpf_ktime_get_ns), to date events.
+	wall0 time.Time
+	mono0 uint64
 }
 
-// NewXDP loads the matcher with cfg and attaches it to ifi.
-func NewXDP(ifi *net.Interface, cfg bpf.Config, space *target.Space) (*XDP, error) {
+func monotonicNS() uint64 {
+	var ts unix.Timespec
+	unix.ClockGettime(unix.CLOCK_MONOTONIC, &ts)
+	return uint64(ts.Nano())
+}
+
+// NewXDP loads the matcher with cfg and attaches it to ifi. cookie tells
+// which probe copy a reply answers.
+func NewXDP(ifi *net.Interface, cfg bpf.Config, cookie *packet.Cookie, space *target.Space) (*XDP, error) {
 	m, err := bpf.Load(cfg)
 	if err != nil {
 		return nil, err
@@ -45,7 +60,7 @@ func NewXDP(ifi *net.Interface, cfg bpf.Config, space *target.Space) (*XDP, erro
 		m.Close()
 		return nil, fmt.Errorf("open ring buffer: %w", err)
 	}
-	x := &XDP{m: m, rd: rd, ready: make(chan struct{}), mode: "xdp/" + mode, ifname: ifi.Name}
+	x := &XDP{m: m, rd: rd, ready: make(chan struct{}), mode: "xdp/" + mode, ifname: ifi.Name, cookie: cookie, wall0: time.Now(), mono0: monotonicNS()}
 	x.txErr0, _ = xdpTXErrors(ifi.Name)
 	x.f = newFilter(space, &x.stats)
 	return x, nil
@@ -93,7 +108,9 @@ func (x *XDP) Run(ctx context.Context, emit func(*Hit)) error {
 		if !ok {
 			continue
 		}
-		hit = Hit{Addr: ev.Addr, Port: ev.Sport, Status: st, TTL: ev.TTL, Window: ev.Window, MSS: ev.MSS, TimeNS: ev.TimeNS}
+		r := packet.Reply{Src: ev.Addr, Sport: ev.Sport, Dst: ev.Daddr, Dport: ev.Dport}
+		hit = Hit{Addr: ev.Addr, Port: ev.Sport, Status: st, TTL: ev.TTL, Window: ev.Window, MSS: ev.MSS,
+			Probe: uint8(x.cookie.Copy(&r)), Time: x.wall0.Add(time.Duration(int64(ev.TimeNS - x.mono0)))}
 		emit(&hit)
 	}
 }

@@ -222,7 +222,7 @@ func openReceiver(cfg Config, path *netif.Path, sources []uint32, cookie *packet
 	if cfg.Receiver == "auto" || cfg.Receiver == "xdp" {
 		k0, k1 := cookie.Key()
 		x, err := recv.NewXDP(path.Iface, bpf.Config{Key0: k0, Key1: k1, SrcFirst: first, SrcLast: last,
-			WindowFirst: cfg.SourcePorts.First, WindowCount: cfg.SourcePorts.Count, Probes: uint32(cfg.Probes), SendReset: !cfg.NoReset}, cfg.Plan.Space)
+			WindowFirst: cfg.SourcePorts.First, WindowCount: cfg.SourcePorts.Count, Probes: uint32(cfg.Probes), SendReset: !cfg.NoReset}, cookie, cfg.Plan.Space)
 		if err == nil {
 			return x, nil
 		}
