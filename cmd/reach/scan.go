@@ -2,13 +2,17 @@ package main
 
 import (
 	"bufio"
+	"context"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net"
+	"os"
+	"os/signal"
 	"runtime"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/urfave/cli/v2"
@@ -47,6 +51,9 @@ func scanCommand(log *slog.Logger) *cli.Command {
 			&cli.BoolFlag{Name: "output-closed", Usage: "also output pairs that answered RST (closed)"},
 			&cli.StringFlag{Name: "output", Aliases: []string{"o"}, Usage: "write results to `PATH` (.csv, .jsonl, .parquet, .arrow; DIR/ = partitioned Parquet); default: ip,port on stdout"},
 			&cli.StringFlag{Name: "output-format", Aliases: []string{"O"}, Usage: "force the output format: csv, jsonl, parquet or arrow"},
+			&cli.StringFlag{Name: "checkpoint", Usage: "write the scan position to `FILE` periodically and at the end (resume with --resume)"},
+			&cli.DurationFlag{Name: "checkpoint-interval", Value: 5 * time.Second, Usage: "how often to write --checkpoint"},
+			&cli.StringFlag{Name: "resume", Usage: "continue the scan whose checkpoint is `FILE` (same targets, ports and layout; the seed comes from it)"},
 			&cli.StringFlag{Name: "metadata", Aliases: []string{"m"}, Usage: "write the scan's metadata (config, seed, generator, counters, timings, versions) as JSON to `FILE`"},
 			&cli.BoolFlag{Name: "quiet", Aliases: []string{"q"}, Usage: "no status line"},
 		),
@@ -55,6 +62,29 @@ func scanCommand(log *slog.Logger) *cli.Command {
 			if err != nil {
 				return err
 			}
+			// first SIGINT/SIGTERM: stop sending, finish the cooldown, close
+			// the files, write the checkpoint; a second one skips the cooldown
+			ctx, hardStop := context.WithCancel(c.Context)
+			defer hardStop()
+			stopSending := make(chan struct{})
+			sigs := make(chan os.Signal, 2)
+			signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
+			defer signal.Stop(sigs)
+			go func() {
+				select {
+				case <-sigs:
+					close(stopSending)
+				case <-ctx.Done():
+					return
+				}
+				select {
+				case <-sigs:
+					log.Info("second signal: skipping the cooldown")
+					hardStop()
+				case <-ctx.Done():
+				}
+			}()
+			cfg.StopSending = stopSending
 			out := bufio.NewWriterSize(c.App.Writer, 64*1024)
 			closed := c.Bool("output-closed")
 			var file export.Writer
@@ -94,7 +124,7 @@ func scanCommand(log *slog.Logger) *cli.Command {
 				out.Write(line)
 			}
 			started := time.Now()
-			res, err := scan.Run(c.Context, cfg)
+			res, err := scan.Run(ctx, cfg)
 			if ferr := out.Flush(); ferr != nil {
 				err = errors.Join(err, fmt.Errorf("write results: %w", ferr))
 			}
@@ -106,6 +136,13 @@ func scanCommand(log *slog.Logger) *cli.Command {
 			}
 			if errors.Is(err, netif.ErrPortOverlap) {
 				return usageError{err}
+			}
+			if res != nil && !res.Finished && err == nil {
+				msg := "interrupted before every probe was sent"
+				if cfg.Checkpoint != "" {
+					msg += fmt.Sprintf("; continue with --resume %s and the same targets and flags", cfg.Checkpoint)
+				}
+				err = errors.New(msg)
 			}
 			if res != nil {
 				log.Info("scan finished", "sent", res.Sent, "targets", res.Targets, "refused", res.Refused, "drops", res.Drops,
@@ -120,12 +157,32 @@ func scanCommand(log *slog.Logger) *cli.Command {
 
 func scanConfig(c *cli.Context, log *slog.Logger) (scan.Config, error) {
 	var cfg scan.Config
+	usage := func(err error) (scan.Config, error) { return cfg, usageError{err} }
 	threads := c.Int("sender-threads")
-	plan, err := buildPlan(c, log, threads)
+	var ck *scan.Checkpoint
+	var seed *uint64
+	if p := c.String("resume"); p != "" {
+		var err error
+		if ck, err = scan.LoadCheckpoint(p); err != nil {
+			return usage(err)
+		}
+		if c.IsSet("seed") && c.Uint64("seed") != ck.Seed {
+			return usage(fmt.Errorf("--seed %d differs from the checkpoint's seed %d", c.Uint64("seed"), ck.Seed))
+		}
+		seed = &ck.Seed
+		if !c.IsSet("sender-threads") {
+			threads = ck.Threads
+		}
+	}
+	plan, err := buildPlan(c, log, threads, seed)
 	if err != nil {
 		return cfg, err
 	}
-	usage := func(err error) (scan.Config, error) { return cfg, usageError{err} }
+	if ck != nil {
+		if err := ck.Matches(plan); err != nil {
+			return usage(fmt.Errorf("resume %s: %w", c.String("resume"), err))
+		}
+	}
 	window, err := parsePortWindow(c.String("source-port"))
 	if err != nil {
 		return usage(err)
@@ -176,6 +233,16 @@ func scanConfig(c *cli.Context, log *slog.Logger) (scan.Config, error) {
 		SourcePorts: window, Net: ncfg, TCPOptions: opts, TTL: uint8(ttl), Method: method,
 		MaxTargets: c.Uint64("max-targets"), DryRun: c.Bool("dry-run"), DryRunOut: c.App.Writer, Log: log,
 		Receiver: c.String("receiver"), NoReset: c.Bool("no-reset"), Cooldown: c.Duration("cooldown"),
+		Checkpoint: c.String("checkpoint"), CheckpointEvery: c.Duration("checkpoint-interval"),
+	}
+	if ck != nil {
+		cfg.Resume = ck.Positions
+	}
+	if cfg.Checkpoint == "" && ck != nil {
+		cfg.Checkpoint = c.String("resume") // keep advancing the same checkpoint
+	}
+	if c.Duration("cooldown") < 0 || c.Duration("checkpoint-interval") < 0 {
+		return usage(fmt.Errorf("durations must not be negative"))
 	}
 	switch cfg.Receiver {
 	case "auto", "xdp", "afpacket":

@@ -157,7 +157,9 @@ func seedFrom(c *cli.Context, log *slog.Logger) (uint64, error) {
 	return s, nil
 }
 
-func buildPlan(c *cli.Context, log *slog.Logger, threads int) (*scan.Plan, error) {
+// buildPlan builds targets × ports and the permutation. seed, when not nil,
+// is used instead of --seed (a resumed scan takes its checkpoint's).
+func buildPlan(c *cli.Context, log *slog.Logger, threads int, seed *uint64) (*scan.Plan, error) {
 	if !c.IsSet("ports") {
 		return nil, usageError{fmt.Errorf("no ports: give -p/--ports, e.g. -p 80 or -p 22,80,443")}
 	}
@@ -173,11 +175,14 @@ func buildPlan(c *cli.Context, log *slog.Logger, threads int) (*scan.Plan, error
 	if err != nil {
 		return nil, usageError{err}
 	}
-	seed, err := seedFrom(c, log)
-	if err != nil {
-		return nil, err
+	if seed == nil {
+		s, err := seedFrom(c, log)
+		if err != nil {
+			return nil, err
+		}
+		seed = &s
 	}
-	plan, err := scan.NewPlan(space, seed, permute.Layout{Shards: c.Int("shards"), Shard: c.Int("shard"), Threads: threads})
+	plan, err := scan.NewPlan(space, *seed, permute.Layout{Shards: c.Int("shards"), Shard: c.Int("shard"), Threads: threads})
 	if err != nil {
 		return nil, usageError{err}
 	}
@@ -194,7 +199,7 @@ func iterateCommand(log *slog.Logger) *cli.Command {
 			&cli.BoolFlag{Name: "count", Usage: "print only the number of (address, port) pairs of this shard (with --shards > 1 it walks the shard, about 10 ns a pair)"},
 		),
 		Action: func(c *cli.Context) error {
-			plan, err := buildPlan(c, log, c.Int("sender-threads"))
+			plan, err := buildPlan(c, log, c.Int("sender-threads"), nil)
 			if err != nil {
 				return err
 			}

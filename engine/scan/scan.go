@@ -55,6 +55,13 @@ type Config struct {
 	// OnHit receives every new hit, from the receiver's goroutine.
 	OnHit func(*recv.Hit)
 
+	// StopSending, when closed, stops the senders (the first SIGINT); the
+	// cooldown still runs unless ctx ends too (the second).
+	StopSending <-chan struct{}
+	// Checkpoint, when set, is written every CheckpointEvery and at the end.
+	Checkpoint      string
+	CheckpointEvery time.Duration
+
 	// StatusEvery is the status-line period (0: none).
 	StatusEvery time.Duration
 	Log         *slog.Logger
@@ -66,6 +73,7 @@ type Result struct {
 	Duration     time.Duration      // whole scan, cooldown included
 	SendDuration time.Duration      // first probe to last
 	Positions    []permute.Position // checkpoint per sender thread
+	Finished     bool               // every probe of the shard was sent
 	Path         *netif.Path
 	RatePPS      float64 // the rate asked for, after --bandwidth
 	Receiver     string  // receiver mode, "" for a dry run
@@ -162,11 +170,51 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 			status(cfg, s, start, done)
 		}()
 	}
-	runErr := s.Run(ctx)
+	sendCtx, stopSend := context.WithCancel(ctx)
+	defer stopSend()
+	if cfg.StopSending != nil {
+		go func() {
+			select {
+			case <-cfg.StopSending:
+				cfg.Log.Info("stopping: sending no more probes; cooling down (signal again to skip)")
+				stopSend()
+			case <-sendCtx.Done():
+			}
+		}()
+	}
+	var ckWG sync.WaitGroup
+	ckDone := make(chan struct{})
+	if cfg.Checkpoint != "" && cfg.CheckpointEvery > 0 {
+		ckWG.Add(1)
+		go func() {
+			defer ckWG.Done()
+			tick := time.NewTicker(cfg.CheckpointEvery)
+			defer tick.Stop()
+			for {
+				select {
+				case <-ckDone:
+					return
+				case <-tick.C:
+					if err := NewCheckpoint(cfg.Plan, s.Positions(), false).Save(cfg.Checkpoint); err != nil {
+						cfg.Log.Warn("checkpoint not written", "err", err)
+					}
+				}
+			}
+		}()
+	}
+	runErr := s.Run(sendCtx)
+	close(ckDone)
+	ckWG.Wait()
 	sendTime := time.Since(start)
+	finished := sendCtx.Err() == nil && runErr == nil
+	if cfg.Checkpoint != "" {
+		if err := NewCheckpoint(cfg.Plan, s.Positions(), finished).Save(cfg.Checkpoint); err != nil {
+			runErr = errors.Join(runErr, err)
+		}
+	}
 	var rxErr error
 	if rx != nil {
-		if runErr == nil && ctx.Err() == nil && cfg.Cooldown > 0 {
+		if ctx.Err() == nil && cfg.Cooldown > 0 {
 			cfg.Log.Info("sending done; cooling down", "cooldown", cfg.Cooldown)
 			select {
 			case <-time.After(cfg.Cooldown):
@@ -181,7 +229,7 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	}
 	close(done)
 	wg.Wait()
-	res := &Result{Totals: s.Totals(), Duration: time.Since(start), SendDuration: sendTime, Positions: s.Positions(), Path: path, RatePPS: rate}
+	res := &Result{Totals: s.Totals(), Duration: time.Since(start), SendDuration: sendTime, Positions: s.Positions(), Path: path, RatePPS: rate, Finished: finished}
 	if rx != nil {
 		var xc *bpf.Counters
 		if x, ok := rx.(*recv.XDP); ok {
