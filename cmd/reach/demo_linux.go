@@ -1,12 +1,11 @@
 package main
 
 import (
-	"bufio"
 	"fmt"
 	"log/slog"
 	"os"
+	"path/filepath"
 	"sort"
-	"strconv"
 	"strings"
 	"time"
 
@@ -15,6 +14,7 @@ import (
 	"github.com/reachscan/reach/bench/responder"
 	"github.com/reachscan/reach/bench/testnet"
 	"github.com/reachscan/reach/engine/target"
+	"github.com/reachscan/reach/export"
 )
 
 // demoPorts are the ports the demo scans; the responder's ground truth
@@ -26,8 +26,9 @@ func demoCommand(log *slog.Logger) *cli.Command {
 		Name:  "demo",
 		Usage: "build the simulated network (namespaces, 198.18.0.0/15 only), scan it, check the result against its ground truth, tear it down",
 		Flags: []cli.Flag{
-			&cli.StringFlag{Name: "targets", Value: "198.19.0.0/20", Usage: "targets inside 198.19.0.0/16"},
-			&cli.Float64Flag{Name: "rate", Value: 50000, Usage: "send rate in pps"},
+			&cli.StringFlag{Name: "targets", Value: "198.19.0.0/16", Usage: "targets inside 198.19.0.0/16"},
+			&cli.Float64Flag{Name: "rate", Value: 100000, Usage: "send rate in pps"},
+			&cli.StringFlag{Name: "out", Value: "demo-out", Usage: "directory for scan.parquet and metadata.json"},
 		},
 		Action: func(c *cli.Context) error {
 			if err := testnet.Available(); err != nil {
@@ -56,51 +57,44 @@ func demoCommand(log *slog.Logger) *cli.Command {
 				return err
 			}
 			out := c.App.Writer
-			args := []string{"scan", "--no-default-blocklist", "--seed", "2026", "-p", demoPorts, "--rate", fmt.Sprint(c.Float64("rate")),
-				"--cooldown", "1s", "--output-closed", c.String("targets")}
-			fmt.Fprintf(out, "$ ip netns exec %s reach %s\n", nw.Scan, strings.Join(args, " "))
-			cmd := nw.Command(c.Context, nw.Scan, self, args...)
-			cmd.Stderr = c.App.ErrWriter
-			stdout, err := cmd.StdoutPipe()
-			if err != nil {
+			dir := c.String("out")
+			if err := os.MkdirAll(dir, 0o755); err != nil {
 				return err
 			}
+			result, meta := filepath.Join(dir, "scan.parquet"), filepath.Join(dir, "metadata.json")
+			args := []string{"scan", "--no-default-blocklist", "--seed", "2026", "-p", demoPorts, "--rate", fmt.Sprint(c.Float64("rate")),
+				"--cooldown", "1s", "--output-closed", "-o", result, "-m", meta, c.String("targets")}
+			fmt.Fprintf(out, "$ ip netns exec %s reach %s\n", nw.Scan, strings.Join(args, " "))
+			cmd := nw.Command(c.Context, nw.Scan, self, args...)
+			cmd.Stdout, cmd.Stderr = c.App.ErrWriter, c.App.ErrWriter
 			start := time.Now()
-			if err := cmd.Start(); err != nil {
+			if err := cmd.Run(); err != nil {
+				return fmt.Errorf("scan in %s: %w", nw.Scan, err)
+			}
+			rows, err := export.ReadFile(result)
+			if err != nil {
 				return err
 			}
 			byPort := map[uint16][2]int{}
 			wrong, shown := 0, 0
-			sc := bufio.NewScanner(stdout)
-			for sc.Scan() {
-				f := strings.Split(sc.Text(), ",")
-				if len(f) != 3 {
-					continue
-				}
-				a, err := target.ParseEntry(f[0])
-				p, _ := strconv.Atoi(f[1])
-				if err != nil {
-					continue
-				}
-				open := f[2] == "open"
-				if open != responder.Open(a.First, uint16(p)) {
+			for _, r := range rows {
+				open := r.Status == "open"
+				if open != responder.Open(r.Addr, r.Port) {
 					wrong++
 				}
-				n := byPort[uint16(p)]
+				n := byPort[r.Port]
 				if open {
 					n[0]++
-					if shown < 10 {
-						fmt.Fprintf(out, "  %s\n", sc.Text())
+					if shown < 5 {
+						fmt.Fprintf(out, "  %s:%d open (ttl %d, window %d, mss %d)\n", target.Addr(r.Addr), r.Port, r.TTL, r.Window, r.MSS)
 						shown++
 					}
 				} else {
 					n[1]++
 				}
-				byPort[uint16(p)] = n
+				byPort[r.Port] = n
 			}
-			if err := cmd.Wait(); err != nil {
-				return fmt.Errorf("scan in %s: %w", nw.Scan, err)
-			}
+			fmt.Fprintf(out, "results: %s (%d rows), metadata: %s\n", result, len(rows), meta)
 			var ports []int
 			for p := range byPort {
 				ports = append(ports, int(p))

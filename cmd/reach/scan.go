@@ -44,6 +44,7 @@ func scanCommand(log *slog.Logger) *cli.Command {
 			&cli.UintFlag{Name: "ttl", Value: 64, Usage: "IPv4 time to live of probes"},
 			&cli.StringFlag{Name: "send-method", Value: string(send.MethodSendmmsg), Usage: "how frames reach the kernel: sendmmsg or txring (PACKET_TX_RING)"},
 			&cli.Uint64Flag{Name: "max-targets", Aliases: []string{"n"}, Usage: "stop after this many (address, port) targets of this shard"},
+			&cli.DurationFlag{Name: "max-runtime", Aliases: []string{"t"}, Usage: "stop sending after this long (then cool down); a checkpoint resumes the rest"},
 			&cli.BoolFlag{Name: "dry-run", Usage: "print every probe decoded instead of sending it (needs no privileges)"},
 			&cli.StringFlag{Name: "receiver", Value: "auto", Usage: "reply receiver: auto (XDP, else AF_PACKET), xdp or afpacket"},
 			&cli.BoolFlag{Name: "no-reset", Usage: "drop valid SYN-ACKs in XDP without answering them with an RST"},
@@ -137,7 +138,7 @@ func scanCommand(log *slog.Logger) *cli.Command {
 			if errors.Is(err, netif.ErrPortOverlap) {
 				return usageError{err}
 			}
-			if res != nil && !res.Finished && err == nil {
+			if res != nil && res.Stopped == "signal" && err == nil {
 				msg := "interrupted before every probe was sent"
 				if cfg.Checkpoint != "" {
 					msg += fmt.Sprintf("; continue with --resume %s and the same targets and flags", cfg.Checkpoint)
@@ -233,7 +234,7 @@ func scanConfig(c *cli.Context, log *slog.Logger) (scan.Config, error) {
 		SourcePorts: window, Net: ncfg, TCPOptions: opts, TTL: uint8(ttl), Method: method,
 		MaxTargets: c.Uint64("max-targets"), DryRun: c.Bool("dry-run"), DryRunOut: c.App.Writer, Log: log,
 		Receiver: c.String("receiver"), NoReset: c.Bool("no-reset"), Cooldown: c.Duration("cooldown"),
-		Checkpoint: c.String("checkpoint"), CheckpointEvery: c.Duration("checkpoint-interval"),
+		Checkpoint: c.String("checkpoint"), CheckpointEvery: c.Duration("checkpoint-interval"), MaxRuntime: c.Duration("max-runtime"),
 	}
 	if ck != nil {
 		cfg.Resume = ck.Positions

@@ -39,6 +39,7 @@ type Config struct {
 	TTL          uint8
 	Method       send.Method
 	MaxTargets   uint64
+	MaxRuntime   time.Duration // stop sending after this long (0: no limit)
 	Resume       []permute.Position
 
 	// DryRun prints every probe to DryRunOut instead of sending it.
@@ -74,6 +75,7 @@ type Result struct {
 	SendDuration time.Duration      // first probe to last
 	Positions    []permute.Position // checkpoint per sender thread
 	Finished     bool               // every probe of the shard was sent
+	Stopped      string             // why not: "signal", "max-runtime", or "" (finished, or an error)
 	Path         *netif.Path
 	RatePPS      float64 // the rate asked for, after --bandwidth
 	Receiver     string  // receiver mode, "" for a dry run
@@ -167,11 +169,16 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			status(cfg, s, start, done)
+			status(cfg, s, rx, start, done)
 		}()
 	}
 	sendCtx, stopSend := context.WithCancel(ctx)
 	defer stopSend()
+	if cfg.MaxRuntime > 0 {
+		var cancelT context.CancelFunc
+		sendCtx, cancelT = context.WithTimeout(sendCtx, cfg.MaxRuntime)
+		defer cancelT()
+	}
 	if cfg.StopSending != nil {
 		go func() {
 			select {
@@ -207,6 +214,15 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	ckWG.Wait()
 	sendTime := time.Since(start)
 	finished := sendCtx.Err() == nil && runErr == nil
+	stopped := ""
+	switch {
+	case finished:
+	case ctx.Err() != nil || isClosed(cfg.StopSending):
+		stopped = "signal"
+	case cfg.MaxRuntime > 0 && errors.Is(sendCtx.Err(), context.DeadlineExceeded):
+		stopped = "max-runtime"
+		cfg.Log.Info("maximum runtime reached; sending stopped", "max_runtime", cfg.MaxRuntime)
+	}
 	if cfg.Checkpoint != "" {
 		if err := NewCheckpoint(cfg.Plan, s.Positions(), finished).Save(cfg.Checkpoint); err != nil {
 			runErr = errors.Join(runErr, err)
@@ -229,7 +245,7 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	}
 	close(done)
 	wg.Wait()
-	res := &Result{Totals: s.Totals(), Duration: time.Since(start), SendDuration: sendTime, Positions: s.Positions(), Path: path, RatePPS: rate, Finished: finished}
+	res := &Result{Totals: s.Totals(), Duration: time.Since(start), SendDuration: sendTime, Positions: s.Positions(), Path: path, RatePPS: rate, Finished: finished, Stopped: stopped}
 	if rx != nil {
 		var xc *bpf.Counters
 		if x, ok := rx.(*recv.XDP); ok {
@@ -255,6 +271,18 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 		}
 	}
 	return res, errors.Join(runErr, rxErr)
+}
+
+func isClosed(c <-chan struct{}) bool {
+	if c == nil {
+		return false
+	}
+	select {
+	case <-c:
+		return true
+	default:
+		return false
+	}
 }
 
 // openReceiver attaches the XDP matcher, or the AF_PACKET fallback when
@@ -370,27 +398,48 @@ func lookupPath(ctx context.Context, cfg Config, dst netip.Addr) (*netif.Path, e
 	return &netif.Path{Iface: &net.Interface{Name: "none"}, SourceIPs: src, SrcMAC: net.HardwareAddr{0, 0, 0, 0, 0, 0}, NextHop: mac}, nil
 }
 
-// status logs a ZMap-like line every cfg.StatusEvery until done closes.
-func status(cfg Config, s *send.Sender, start time.Time, done <-chan struct{}) {
+// status logs a ZMap-like line every cfg.StatusEvery until done closes:
+// elapsed, % done, ETA, sent and send rate, replies and their rate, hits
+// (open pairs) and hit rate per target, drops, receiver mode.
+func status(cfg Config, s *send.Sender, rx recv.Receiver, start time.Time, done <-chan struct{}) {
 	tick := time.NewTicker(cfg.StatusEvery)
 	defer tick.Stop()
 	total := cfg.Plan.Space.Len() / uint64(cfg.Plan.Layout.Shards)
 	if cfg.MaxTargets > 0 {
 		total = min(total, cfg.MaxTargets)
 	}
-	var lastSent uint64
+	var lastSent, lastReplies uint64
 	last := start
+	mode := "none"
+	if rx != nil {
+		mode = rx.Mode()
+	}
 	for {
 		select {
 		case <-done:
 			return
 		case now := <-tick.C:
 			tot := s.Totals()
-			rate := float64(tot.Sent-lastSent) / now.Sub(last).Seconds()
-			lastSent, last = tot.Sent, now
-			pct := 100 * float64(tot.Targets) / float64(max(total, 1))
-			cfg.Log.Info(fmt.Sprintf("%s %5.1f%% sent %d (%.0f pps) refused %d drops %d",
-				now.Sub(start).Round(time.Second), pct, tot.Sent, rate, tot.Refused, tot.Drops))
+			var replies, hits, dropped uint64
+			if rx != nil {
+				st := rx.Stats()
+				replies, hits, dropped = st.Replies.Load(), st.Open.Load(), st.Dropped.Load()
+			}
+			dt := now.Sub(last).Seconds()
+			sendRate, replyRate := float64(tot.Sent-lastSent)/dt, float64(replies-lastReplies)/dt
+			lastSent, lastReplies, last = tot.Sent, replies, now
+			elapsed := now.Sub(start)
+			frac := float64(tot.Targets) / float64(max(total, 1))
+			eta := "--"
+			if frac > 0 && frac < 1 {
+				eta = time.Duration(float64(elapsed) * (1 - frac) / frac).Round(time.Second).String()
+			}
+			hitRate := 0.0
+			if tot.Targets > 0 {
+				hitRate = 100 * float64(hits) / float64(tot.Targets)
+			}
+			cfg.Log.Info(fmt.Sprintf("%s %5.1f%% (%s left); sent: %d %.0f pps; replies: %d %.0f/s; hits: %d (%.2f%%); drops: send %d recv %d; receiver %s",
+				elapsed.Round(time.Second), 100*frac, eta, tot.Sent, sendRate, replies, replyRate, hits, hitRate, tot.Drops, dropped, mode))
 		}
 	}
 }
