@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/urfave/cli/v2"
+	"golang.org/x/term"
 
 	"github.com/reachscan/reach/engine/netif"
 	"github.com/reachscan/reach/engine/packet"
@@ -252,6 +253,9 @@ func scanConfig(c *cli.Context, log *slog.Logger) (scan.Config, error) {
 	}
 	if !c.Bool("quiet") && !cfg.DryRun {
 		cfg.StatusEvery = time.Second
+		if f, ok := c.App.ErrWriter.(*os.File); ok && term.IsTerminal(int(f.Fd())) {
+			cfg.Progress, cfg.ProgressOut = true, f
+		}
 	}
 	if cfg.Probes < 1 || uint32(cfg.Probes) > window.Count {
 		return usage(fmt.Errorf("probes %d: want 1 to the source-port range size %d", cfg.Probes, window.Count))

@@ -12,6 +12,9 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/vbauerster/mpb/v8"
+	"github.com/vbauerster/mpb/v8/decor"
+
 	"github.com/reachscan/reach/bpf"
 	"github.com/reachscan/reach/engine/netif"
 	"github.com/reachscan/reach/engine/packet"
@@ -62,6 +65,11 @@ type Config struct {
 	// Checkpoint, when set, is written every CheckpointEvery and at the end.
 	Checkpoint      string
 	CheckpointEvery time.Duration
+
+	// Progress, with StatusEvery set, draws a progress bar on ProgressOut
+	// (a terminal) instead of logging the status line.
+	Progress    bool
+	ProgressOut io.Writer
 
 	// StatusEvery is the status-line period (0: none).
 	StatusEvery time.Duration
@@ -414,6 +422,20 @@ func status(cfg Config, s *send.Sender, rx recv.Receiver, start time.Time, done 
 	if rx != nil {
 		mode = rx.Mode()
 	}
+	var bar *mpb.Bar
+	var current atomic.Value
+	current.Store("")
+	if cfg.Progress && cfg.ProgressOut != nil {
+		p := mpb.New(mpb.WithOutput(cfg.ProgressOut), mpb.WithWidth(40))
+		bar = p.AddBar(int64(total),
+			mpb.PrependDecorators(decor.Elapsed(decor.ET_STYLE_GO), decor.Percentage(decor.WCSyncSpace)),
+			mpb.AppendDecorators(decor.AverageETA(decor.ET_STYLE_GO), decor.Any(func(decor.Statistics) string { return "  " + current.Load().(string) })))
+		defer func() {
+			bar.SetCurrent(int64(s.Totals().Targets))
+			bar.Abort(false)
+			p.Wait()
+		}()
+	}
 	for {
 		select {
 		case <-done:
@@ -438,8 +460,14 @@ func status(cfg Config, s *send.Sender, rx recv.Receiver, start time.Time, done 
 			if tot.Targets > 0 {
 				hitRate = 100 * float64(hits) / float64(tot.Targets)
 			}
-			cfg.Log.Info(fmt.Sprintf("%s %5.1f%% (%s left); sent: %d %.0f pps; replies: %d %.0f/s; hits: %d (%.2f%%); drops: send %d recv %d; receiver %s",
-				elapsed.Round(time.Second), 100*frac, eta, tot.Sent, sendRate, replies, replyRate, hits, hitRate, tot.Drops, dropped, mode))
+			line := fmt.Sprintf("sent: %d %.0f pps; replies: %d %.0f/s; hits: %d (%.2f%%); drops: send %d recv %d; receiver %s",
+				tot.Sent, sendRate, replies, replyRate, hits, hitRate, tot.Drops, dropped, mode)
+			if bar != nil {
+				current.Store(line)
+				bar.SetCurrent(int64(tot.Targets))
+				continue
+			}
+			cfg.Log.Info(fmt.Sprintf("%s %5.1f%% (%s left); %s", elapsed.Round(time.Second), 100*frac, eta, line))
 		}
 	}
 }
