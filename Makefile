@@ -11,7 +11,7 @@ FUZZTIME  ?= 20s
 all: build
 
 # Debian packages the tests and the demo use (namespaces, capture, peers).
-APT_PKGS := iproute2 tcpdump ethtool nftables
+APT_PKGS := iproute2 procps tcpdump ethtool nftables
 
 # DuckDB's Node.js package, the independent Parquet reader of the export tests.
 DUCKDB_DIR := $(CURDIR)/.cache/duckdb
