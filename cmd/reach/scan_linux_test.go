@@ -109,13 +109,7 @@ func TestScanSendsEveryPairOnce(t *testing.T) {
 		{"sendmmsg", "198.19.16.0/20", 25_000, 4096 * 3},
 	} {
 		t.Run(tt.method, func(t *testing.T) {
-			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-			defer cancel()
-			nw, err := testnet.New(ctx, testnet.Options{})
-			if err != nil {
-				t.Fatal(err)
-			}
-			t.Cleanup(func() { nw.Close() })
+			ctx, nw := simnet(t, testnet.Options{}, 2*time.Minute)
 			stop := startCapture(ctx, t, nw, "ip")
 			out, err := reachIn(ctx, t, nw, nw.Scan, "scan", "--no-default-blocklist", "--seed", "42", "-p", "22,80,443",
 				"--rate", fmt.Sprint(tt.rate), "--send-method", tt.method, "--quiet", "--cooldown", "0s", tt.targets)
@@ -136,16 +130,7 @@ func TestScanSendsEveryPairOnce(t *testing.T) {
 // the silent ones are skipped with a warning, the routed ones go to the
 // gateway.
 func TestScanOnLinkTargets(t *testing.T) {
-	if err := testnet.Available(); err != nil {
-		t.Skipf("simulated network unavailable: %v", err)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	nw, err := testnet.New(ctx, testnet.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { nw.Close() })
+	ctx, nw := simnet(t, testnet.Options{}, time.Minute)
 	stop := startCapture(ctx, t, nw, "ip")
 	out, err := reachIn(ctx, t, nw, nw.Scan, "scan", "--no-default-blocklist", "--seed", "42", "-p", "22,80,443",
 		"--rate", "1000", "--quiet", "--cooldown", "0s", "198.18.0.250-198.18.0.254", "198.19.0.0/30")
@@ -163,16 +148,7 @@ func TestScanOnLinkTargets(t *testing.T) {
 // ephemeral range on an address the kernel owns are refused before anything
 // is sent.
 func TestScanRefusesEphemeralPorts(t *testing.T) {
-	if err := testnet.Available(); err != nil {
-		t.Skipf("simulated network unavailable: %v", err)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	nw, err := testnet.New(ctx, testnet.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { nw.Close() })
+	ctx, nw := simnet(t, testnet.Options{}, time.Minute)
 	stop := startCapture(ctx, t, nw, "ip")
 	out, err := reachIn(ctx, t, nw, nw.Scan, "scan", "--no-default-blocklist", "-p", "80", "--source-port", "40000-40100", "198.19.0.0/24")
 	var ee *exec.ExitError
@@ -212,27 +188,12 @@ func TestScanReportsListeningPairs(t *testing.T) {
 	}
 	for _, receiver := range []string{"xdp", "afpacket"} {
 		t.Run(receiver, func(t *testing.T) {
-			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-			defer cancel()
 			// XDP_TX needs the far veth to run NAPI (GRO); without XDP the
 			// kernel's replies reach the scanner through the backlog queue,
 			// which a NAPI ring of 256 frames would overflow in bursts
-			nw, err := testnet.New(ctx, testnet.Options{AnyIP: true, GRO: receiver == "xdp"})
-			if err != nil {
-				t.Fatal(err)
-			}
-			t.Cleanup(func() { nw.Close() })
+			ctx, nw := simnet(t, testnet.Options{AnyIP: true, GRO: receiver == "xdp"}, 2*time.Minute)
+			startListener(ctx, t, nw, "22,80")
 			self, _ := os.Executable()
-			srv := nw.Command(ctx, nw.Net, self)
-			srv.Env = append(os.Environ(), "REACH_TEST_LISTEN=22,80")
-			stdout, _ := srv.StdoutPipe()
-			if err := srv.Start(); err != nil {
-				t.Fatal(err)
-			}
-			t.Cleanup(func() { srv.Process.Kill(); srv.Wait() })
-			if l, _ := bufio.NewReader(stdout).ReadString('\n'); l != "ready\n" {
-				t.Fatalf("listener: %q", l)
-			}
 			for _, c := range [][]string{{"sysctl", "-qw", "net.core.somaxconn=65535"}, {"sysctl", "-qw", "net.ipv4.tcp_max_syn_backlog=65535"}} {
 				nw.Command(ctx, nw.Net, c[0], c[1:]...).Run()
 			}
@@ -310,15 +271,7 @@ func TestScanWarnsOfFailedResets(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { nw.Close() })
-	self, _ := os.Executable()
-	srv := nw.Command(ctx, nw.Net, self)
-	srv.Env = append(os.Environ(), "REACH_TEST_LISTEN=80")
-	stdout, _ := srv.StdoutPipe()
-	if err := srv.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { srv.Process.Kill(); srv.Wait() })
-	bufio.NewReader(stdout).ReadString('\n')
+	startListener(ctx, t, nw, "80")
 	out, err := reachIn(ctx, t, nw, nw.Scan, "scan", "--no-default-blocklist", "-p", "80", "--rate", "5000", "--receiver", "xdp", "--cooldown", "1s", "--quiet", "198.19.0.0/26")
 	if err != nil {
 		t.Fatalf("%v\n%s", err, out)
@@ -399,16 +352,7 @@ func TestScanOutputsAgree(t *testing.T) {
 // checkpoint, and checks that the two runs together report exactly the
 // pairs one uninterrupted scan reports, none twice.
 func TestInterruptAndResume(t *testing.T) {
-	if err := testnet.Available(); err != nil {
-		t.Skipf("simulated network unavailable: %v", err)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
-	nw, err := testnet.New(ctx, testnet.Options{GRO: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { nw.Close() })
+	ctx, nw := simnet(t, testnet.Options{GRO: true}, 2*time.Minute)
 	if err := nw.AttachResponder(ctx, responder.Object); err != nil {
 		t.Fatal(err)
 	}
@@ -556,16 +500,7 @@ func TestShardsPartitionTheScan(t *testing.T) {
 // far side's capture that no pair was skipped: every pair is probed at
 // least once, and only the last interval's pairs twice.
 func TestResumeAfterKill(t *testing.T) {
-	if err := testnet.Available(); err != nil {
-		t.Skipf("simulated network unavailable: %v", err)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
-	nw, err := testnet.New(ctx, testnet.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { nw.Close() })
+	ctx, nw := simnet(t, testnet.Options{}, 2*time.Minute)
 	stop := startCapture(ctx, t, nw, "ip")
 	ck := filepath.Join(t.TempDir(), "scan.ck")
 	args := []string{"scan", "--no-default-blocklist", "--seed", "31", "-p", "22,80", "--rate", "4000", "--cooldown", "0s", "--quiet",
@@ -639,6 +574,40 @@ func TestDemo(t *testing.T) {
 func lastLine(s string) string {
 	s = strings.TrimSpace(s)
 	return s[strings.LastIndex(s, "\n")+1:]
+}
+
+// simnet builds a simulated network for one test (skipping when it cannot
+// be built here) and removes it when the test ends.
+func simnet(t *testing.T, opt testnet.Options, timeout time.Duration) (context.Context, *testnet.Network) {
+	t.Helper()
+	if err := testnet.Available(); err != nil {
+		t.Skipf("simulated network unavailable: %v", err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	t.Cleanup(cancel)
+	nw, err := testnet.New(ctx, opt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { nw.Close() })
+	return ctx, nw
+}
+
+// startListener runs the test binary's listener (see listen) on ports in
+// the net namespace and waits until it listens.
+func startListener(ctx context.Context, t *testing.T, nw *testnet.Network, ports string) {
+	t.Helper()
+	self, _ := os.Executable()
+	srv := nw.Command(ctx, nw.Net, self)
+	srv.Env = append(os.Environ(), "REACH_TEST_LISTEN="+ports)
+	stdout, _ := srv.StdoutPipe()
+	if err := srv.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { srv.Process.Kill(); srv.Wait() })
+	if l, _ := bufio.NewReader(stdout).ReadString('\n'); l != "ready\n" {
+		t.Fatalf("listener: %q", l)
+	}
 }
 
 func checkCapture(t *testing.T, path string, want int, rate float64) {
