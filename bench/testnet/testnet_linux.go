@@ -22,6 +22,8 @@ import (
 	"os"
 	"os/exec"
 	"strings"
+	"syscall"
+	"time"
 )
 
 // Addresses of the simulated network.
@@ -48,6 +50,8 @@ type Network struct {
 	ScanIf, NetIf string // veth ends, inside their namespaces
 	created       []string
 	closed        bool
+	procs         []*exec.Cmd // servers started in the namespaces
+	cleanup       []func()
 }
 
 // Available reports why the simulated network cannot be built here, or nil.
@@ -194,6 +198,37 @@ func (n *Network) Close() error {
 		return nil
 	}
 	n.closed = true
+	// servers: SIGTERM lets each stop and reap its own workers
+	for _, p := range n.procs {
+		if p.Process != nil {
+			p.Process.Signal(syscall.SIGTERM)
+		}
+	}
+	for _, p := range n.procs {
+		if p.Process == nil {
+			continue
+		}
+		done := make(chan struct{})
+		go func() { p.Wait(); close(done) }()
+		select {
+		case <-done:
+		case <-time.After(5 * time.Second):
+			p.Process.Kill()
+			<-done
+		}
+	}
+	// processes that daemonised or forked workers: kill whatever is left in
+	// the namespaces before deleting them
+	for _, ns := range n.created {
+		if out, err := exec.Command("ip", "netns", "pids", ns).Output(); err == nil {
+			for _, pid := range strings.Fields(string(out)) {
+				exec.Command("kill", "-9", pid).Run()
+			}
+		}
+	}
+	for _, f := range n.cleanup {
+		f()
+	}
 	var errs []error
 	for _, ns := range n.created {
 		if err := run(context.Background(), "ip", "netns", "del", ns); err != nil {

@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"log/slog"
+	"math"
 	"os"
 	"path/filepath"
 	"sort"
@@ -31,6 +32,12 @@ func demoCommand(log *slog.Logger) *cli.Command {
 			&cli.StringFlag{Name: "out", Value: "demo-out", Usage: "directory for scan.parquet and metadata.json"},
 		},
 		Action: func(c *cli.Context) error {
+			if c.Args().Len() > 0 {
+				return usageError{fmt.Errorf("demo takes no arguments (got %q); use --targets", c.Args().First())}
+			}
+			if r := c.Float64("rate"); r < 0 || math.IsNaN(r) || math.IsInf(r, 0) {
+				return usageError{fmt.Errorf("rate %g: want packets per second ≥ 0", r)}
+			}
 			if err := testnet.Available(); err != nil {
 				return fmt.Errorf("demo: %w", err)
 			}

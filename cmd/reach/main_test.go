@@ -2,12 +2,16 @@ package main
 
 import (
 	"bytes"
+	"errors"
 	"flag"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden files in testdata/")
@@ -102,6 +106,32 @@ func TestScanDryRun(t *testing.T) {
 	}
 }
 
+// TestDryRunStopsOnSignal: a scan paced at one probe per 1,000 s still
+// stops within a second of SIGINT and says it was interrupted (exit 1). A
+// dry run sends nothing, so this runs anywhere.
+func TestDryRunStopsOnSignal(t *testing.T) {
+	self, _ := os.Executable()
+	cmd := exec.Command(self, "scan", "--dry-run", "-S", "198.18.0.1", "-G", "02:00:00:00:00:01", "--no-default-blocklist",
+		"-p", "80", "--rate", "0.001", "198.18.0.0/24")
+	cmd.Env = append(os.Environ(), "REACH_RUN_MAIN=1")
+	var errb bytes.Buffer
+	cmd.Stderr = &errb
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(500 * time.Millisecond)
+	start := time.Now()
+	cmd.Process.Signal(syscall.SIGINT)
+	err := cmd.Wait()
+	var ee *exec.ExitError
+	if !errors.As(err, &ee) || ee.ExitCode() != exitError || !strings.Contains(errb.String(), "interrupted before every probe was sent") {
+		t.Fatalf("err %v\n%s", err, errb.String())
+	}
+	if d := time.Since(start); d > 2*time.Second {
+		t.Fatalf("took %v to stop", d)
+	}
+}
+
 func TestTargetsAndCount(t *testing.T) {
 	dir := t.TempDir()
 	list := filepath.Join(dir, "t.txt")
@@ -151,6 +181,14 @@ func TestBadInputExitsTwoAndPrintsNothing(t *testing.T) {
 		{[]string{"targets", "--asn-db", "../../testdata/asn/ip-location-db-asn-slice.csv", "-I", asList}, asList + ":2: AS0: AS0 not found in ASN dataset"},
 		{[]string{"targets", "-I", long}, long + ":2: line longer than 1048576 bytes"},
 		{[]string{"iterate", "-p", "80", "-T", "5000", "--no-default-blocklist", "198.18.0.1"}, "5000 sender threads: at most 1024"},
+		{[]string{"scan", "--dry-run", "-p", "80", "--rate", "NaN", "--no-default-blocklist", "198.18.0.1"}, "rate NaN"},
+		{[]string{"scan", "--dry-run", "-p", "80", "-B", "NaN", "--no-default-blocklist", "198.18.0.1"}, "bandwidth \"NaN\""},
+		{[]string{"scan", "--dry-run", "-p", "80", "-S", "0.0.0.0", "--no-default-blocklist", "198.18.0.1"}, "source address 0.0.0.0 cannot send"},
+		{[]string{"scan", "--dry-run", "-p", "80", "-G", "ff:ff:ff:ff:ff:ff", "--no-default-blocklist", "198.18.0.1"}, "no next hop"},
+		{[]string{"scan", "--dry-run", "-p", "80", "--source-port", "100-50", "--no-default-blocklist", "198.18.0.1"}, "source-port: port list \"100-50\": \"100-50\": reversed range"},
+		{[]string{"scan", "--dry-run", "-p", "80", "--cooldown", "-5s", "--no-default-blocklist", "198.18.0.1"}, "must not be negative"},
+		{[]string{"scan", "--dry-run", "-p", "80", "-i", "nosuchif0", "--no-default-blocklist", "198.18.0.1"}, "nosuchif0"},
+		{[]string{"demo", "extra"}, "demo takes no arguments"},
 	}
 	for _, tt := range tests {
 		out, errs, code := reach(t, tt.args...)

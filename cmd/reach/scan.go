@@ -6,7 +6,9 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"net"
+	"net/netip"
 	"os"
 	"os/signal"
 	"runtime"
@@ -198,8 +200,8 @@ func scanConfig(c *cli.Context, log *slog.Logger) (scan.Config, error) {
 		return usage(fmt.Errorf("ttl %d: want 1-255", ttl))
 	}
 	rate := c.Float64("rate")
-	if rate < 0 {
-		return usage(fmt.Errorf("rate %g: must not be negative", rate))
+	if rate < 0 || math.IsNaN(rate) || math.IsInf(rate, 0) {
+		return usage(fmt.Errorf("rate %g: want packets per second ≥ 0 (0 = as fast as possible)", rate))
 	}
 	var bw float64
 	if s := c.String("bandwidth"); s != "" {
@@ -212,15 +214,30 @@ func scanConfig(c *cli.Context, log *slog.Logger) (scan.Config, error) {
 		return usage(fmt.Errorf("send method %q: want txring or sendmmsg", method))
 	}
 	ncfg := netif.Config{Iface: c.String("interface")}
+	if ncfg.Iface != "" {
+		if _, err := net.InterfaceByName(ncfg.Iface); err != nil {
+			return usage(fmt.Errorf("interface %s: %w", ncfg.Iface, err))
+		}
+	}
 	if s := c.String("source-ip"); s != "" {
 		if ncfg.SourceIPs, err = netif.ParseSourceIPs(s); err != nil {
 			return usage(err)
 		}
+		for _, a := range ncfg.SourceIPs {
+			if a.IsUnspecified() || a.IsMulticast() || a == netip.AddrFrom4([4]byte{255, 255, 255, 255}) {
+				return usage(fmt.Errorf("source address %s cannot send probes (unspecified, multicast or broadcast)", a))
+			}
+		}
 	}
 	if s := c.String("gateway-mac"); s != "" {
-		if ncfg.GatewayMAC, err = net.ParseMAC(s); err != nil || len(ncfg.GatewayMAC) != 6 {
+		mac, err := net.ParseMAC(s)
+		if err != nil || len(mac) != 6 {
 			return usage(fmt.Errorf("gateway MAC %q: want six hex bytes such as 02:00:00:00:00:01", s))
 		}
+		if mac[0]&1 != 0 || string(mac) == string(make([]byte, 6)) {
+			return usage(fmt.Errorf("gateway MAC %s: a broadcast, multicast or all-zero MAC is no next hop", mac))
+		}
+		ncfg.GatewayMAC = mac
 	}
 	spec, err := blockSpec(c)
 	if err != nil {
@@ -278,9 +295,12 @@ func blockSpec(c *cli.Context) (target.Spec, error) {
 
 // parsePortWindow parses --source-port: "61000-65535" or a single port.
 func parsePortWindow(s string) (packet.PortWindow, error) {
+	if strings.Contains(s, ",") {
+		return packet.PortWindow{}, fmt.Errorf("source-port %q: want one port or one range a-b, not a list", s)
+	}
 	ports, err := target.ParsePorts(s)
-	if err != nil || strings.Contains(s, ",") {
-		return packet.PortWindow{}, fmt.Errorf("source-port %q: want one port or one range a-b", s)
+	if err != nil {
+		return packet.PortWindow{}, fmt.Errorf("source-port: %w", err)
 	}
 	return packet.PortWindow{First: ports[0], Count: uint32(len(ports))}, nil
 }
@@ -298,7 +318,7 @@ func parseBandwidth(s string) (float64, error) {
 		mult, t = 1e9, t[:len(t)-1]
 	}
 	v, err := strconv.ParseFloat(t, 64)
-	if err != nil || v <= 0 {
+	if err != nil || v <= 0 || math.IsNaN(v) || math.IsInf(v, 0) {
 		return 0, fmt.Errorf("bandwidth %q: want a positive number of bit/s with optional K, M or G", s)
 	}
 	return v * mult, nil

@@ -64,7 +64,7 @@ func startCapture(ctx context.Context, t *testing.T, nw *testnet.Network, filter
 		t.Skip("tcpdump not installed (make test installs it)")
 	}
 	path := filepath.Join(t.TempDir(), "far.pcap")
-	cmd := nw.Command(ctx, nw.Net, "tcpdump", "-i", nw.NetIf, "-w", path, "-U", "--immediate-mode", "-B", "65536", "-Q", "in", "-nn", filter)
+	cmd := nw.Command(ctx, nw.Net, "tcpdump", "-i", nw.NetIf, "-w", path, "-U", "--immediate-mode", "-B", "65536", "-s", "128", "-Q", "in", "-nn", filter)
 	stderr, _ := cmd.StderrPipe()
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)

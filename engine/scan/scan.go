@@ -104,10 +104,9 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
-	if !cfg.DryRun {
-		if err := netif.CheckPortRange(cfg.SourcePorts.First, cfg.SourcePorts.Last(), path.SourceIPs); err != nil {
-			return nil, err
-		}
+	// also in a dry run: it previews exactly the scan that would run
+	if err := netif.CheckPortRange(cfg.SourcePorts.First, cfg.SourcePorts.Last(), path.SourceIPs); err != nil {
+		return nil, err
 	}
 	cookie, err := packet.NewCookie(cfg.Plan.Seed, cfg.SourcePorts, cfg.Probes)
 	if err != nil {
@@ -153,7 +152,7 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 		}()
 	}
 	cfg.Log.Info("scan starting", "interface", path.Iface.Name, "source", path.SourceIPs[0], "next_hop_mac", path.NextHop.String(),
-		"targets", cfg.Plan.Space.Set().Len(), "ports", len(cfg.Plan.Space.Ports()), "rate_pps", rate, "threads", cfg.Plan.Layout.Threads,
+		"addresses", cfg.Plan.Space.Set().Len(), "ports", len(cfg.Plan.Space.Ports()), "rate_pps", rate, "threads", cfg.Plan.Layout.Threads,
 		"method", cfg.Method, "frame_bytes", tmpl.Len(), "seed", cfg.Plan.Seed, "dry_run", cfg.DryRun)
 	rxCtx, stopRx := context.WithCancel(context.WithoutCancel(ctx))
 	defer stopRx()
@@ -390,8 +389,8 @@ func lookupPath(ctx context.Context, cfg Config, dst netip.Addr) (*netif.Path, e
 	ncfg := cfg.Net
 	ncfg.NoARP = cfg.DryRun // a dry run sends nothing, not even ARP
 	path, err := netif.Lookup(ctx, dst, ncfg)
-	if err == nil || !cfg.DryRun {
-		return path, err
+	if err == nil || !cfg.DryRun || cfg.Net.Iface != "" {
+		return path, err // an interface named with -i must exist, dry run or not
 	}
 	// A dry run needs no network: fall back to placeholders.
 	cfg.Log.Warn("dry run without a usable route; using placeholder addresses", "err", err)

@@ -204,7 +204,12 @@ func (s *Sender) thread(ctx context.Context, t int) error {
 		if want == 0 {
 			return nil
 		}
-		th.Wait(sent)
+		if !th.Wait(sent, ctx.Done()) {
+			if s.cfg.MaxTargets > 0 {
+				s.budget.Add(int64(want)) // nothing of this batch was taken
+			}
+			return nil
+		}
 		slots, err := tr.Slots(want * probes)
 		if err != nil {
 			return err

@@ -58,14 +58,28 @@ func NewThrottle(ratePPS float64, clock Clock) *Throttle {
 // Batch is how many packets to send per wait.
 func (t *Throttle) Batch() int { return t.batch }
 
-// Wait blocks until packet number sent (counting from 0) is due.
-func (t *Throttle) Wait(sent uint64) {
+// maxSleep bounds one sleep, so a sender paced at a few packets per second
+// still notices a stop within this long.
+const maxSleep = int64(100 * time.Millisecond)
+
+// Wait blocks until packet number sent (counting from 0) is due, or until
+// stop is closed (then it returns false).
+func (t *Throttle) Wait(sent uint64, stop <-chan struct{}) bool {
 	if t.interval == 0 {
-		return
+		return true
 	}
 	due := t.start + int64(float64(sent)*t.interval)
-	if now := t.clock.Now(); now < due {
-		t.clock.Sleep(due - now)
+	for {
+		now := t.clock.Now()
+		if now >= due {
+			return true
+		}
+		select {
+		case <-stop:
+			return false
+		default:
+		}
+		t.clock.Sleep(min(due-now, maxSleep))
 	}
 }
 

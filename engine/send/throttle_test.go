@@ -35,7 +35,7 @@ func TestThrottleRate(t *testing.T) {
 			duration := int64(math.Max(20/rate, 0.05) * 1e9) // at least 20 packets or 50 ms
 			var sent uint64
 			for {
-				th.Wait(sent)
+				th.Wait(sent, nil)
 				if clk.now-th.start >= duration {
 					break
 				}
@@ -46,8 +46,9 @@ func TestThrottleRate(t *testing.T) {
 			if math.Abs(got-rate)/rate > 0.02 && math.Abs(float64(sent)-rate*float64(duration)/1e9) > float64(th.Batch()) {
 				t.Errorf("rate %g jitter %d: achieved %g pps (%d packets)", rate, jitter, got, sent)
 			}
-			// no busy waiting: at most one sleep per batch
-			if clk.sleeps > int(sent)/th.Batch()+1 {
+			// no busy waiting: at most one sleep per batch (and one per
+			// maxSleep of a long gap)
+			if clk.sleeps > int(sent)/th.Batch()+1+int(duration/maxSleep) {
 				t.Errorf("rate %g: %d sleeps for %d batches", rate, clk.sleeps, int(sent)/th.Batch())
 			}
 		}
@@ -65,9 +66,23 @@ func TestThrottleBatch(t *testing.T) {
 		}
 	}
 	th := NewThrottle(0, clk)
-	th.Wait(1 << 40)
+	th.Wait(1<<40, nil)
 	if clk.sleeps != 0 {
 		t.Error("unlimited throttle slept")
+	}
+}
+
+// TestThrottleStops: a wait of hours returns as soon as stop closes.
+func TestThrottleStops(t *testing.T) {
+	clk := &fakeClock{}
+	th := NewThrottle(0.0001, clk) // one packet every 10,000 s
+	stop := make(chan struct{})
+	close(stop)
+	if th.Wait(1, stop) {
+		t.Fatal("Wait returned true after stop")
+	}
+	if clk.now > maxSleep {
+		t.Fatalf("slept %d ns before noticing stop", clk.now)
 	}
 }
 
