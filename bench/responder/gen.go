@@ -13,6 +13,14 @@ import _ "embed"
 //go:embed responder_bpfel.o
 var Object []byte
 
+// Sections of the two programs in Object: Answer answers every SYN to
+// 198.19.0.0/16; AnswerButServers leaves 198.19.1.0/24 (the real servers)
+// to the kernel.
+const (
+	Answer           = "xdp"
+	AnswerButServers = "xdp/servers"
+)
+
 // Open reports whether the responder answers port on address (host order)
 // with a SYN-ACK; every other pair gets an RST.
 func Open(addr uint32, port uint16) bool {

@@ -16,7 +16,8 @@ import (
 //
 // Used for safe lookups in a Collection or CollectionSpec.
 const (
-	responderProgRespond = "respond"
+	responderProgRespond        = "respond"
+	responderProgRespondServers = "respond_servers"
 )
 
 // loadResponder returns the embedded CollectionSpec for responder.
@@ -61,7 +62,8 @@ type responderSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type responderProgramSpecs struct {
-	Respond *ebpf.ProgramSpec `ebpf:"respond"`
+	Respond        *ebpf.ProgramSpec `ebpf:"respond"`
+	RespondServers *ebpf.ProgramSpec `ebpf:"respond_servers"`
 }
 
 // responderMapSpecs contains maps before they are loaded into the kernel.
@@ -112,12 +114,14 @@ type responderVariables struct {
 //
 // It can be passed to loadResponderObjects or ebpf.CollectionSpec.LoadAndAssign.
 type responderPrograms struct {
-	Respond *ebpf.Program `ebpf:"respond"`
+	Respond        *ebpf.Program `ebpf:"respond"`
+	RespondServers *ebpf.Program `ebpf:"respond_servers"`
 }
 
 func (p *responderPrograms) Close() error {
 	return _ResponderClose(
 		p.Respond,
+		p.RespondServers,
 	)
 }
 

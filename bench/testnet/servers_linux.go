@@ -16,6 +16,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 )
@@ -39,6 +40,21 @@ var Servers = []Server{
 	{Name: "postgresql", Addr: netip.MustParseAddr("198.19.1.4"), Ports: []uint16{5432}, Service: "postgresql"},
 	{Name: "mariadb", Addr: netip.MustParseAddr("198.19.1.5"), Ports: []uint16{3306}, Service: "mysql"},
 }
+
+// ServerAt returns the real server listening on port at addr (host order),
+// if any.
+func ServerAt(addr uint32, port uint16) (Server, bool) {
+	for _, s := range Servers {
+		b := s.Addr.As4()
+		if uint32(b[0])<<24|uint32(b[1])<<16|uint32(b[2])<<8|uint32(b[3]) == addr && slices.Contains(s.Ports, port) {
+			return s, true
+		}
+	}
+	return Server{}, false
+}
+
+// ServerBlock is the /24 of Internet the servers live in.
+var ServerBlock = netip.MustParsePrefix("198.19.1.0/24")
 
 // ServerBinaries are the programs StartServers needs (Debian packages
 // nginx, openssh-server, redis-server, postgresql, mariadb-server).

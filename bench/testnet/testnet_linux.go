@@ -141,7 +141,13 @@ func New(ctx context.Context, opt Options) (_ *Network, err error) {
 // ground truth, and the far side's kernel never sees a probe. The scanner's
 // veth end needs GRO on (Options.GRO) for XDP_TX to deliver.
 func (n *Network) AttachResponder(ctx context.Context, object []byte) error {
-	return n.attach(ctx, n.Net, n.NetIf, object)
+	return n.attach(ctx, n.Net, n.NetIf, object, "xdp")
+}
+
+// AttachResponderSection is AttachResponder with the program in section
+// sec of object (see responder.AnswerButServers).
+func (n *Network) AttachResponderSection(ctx context.Context, object []byte, sec string) error {
+	return n.attach(ctx, n.Net, n.NetIf, object, sec)
 }
 
 // AttachScanPassthrough loads the responder object on the scanner's veth
@@ -151,10 +157,10 @@ func (n *Network) AttachResponder(ctx context.Context, object []byte) error {
 // GRO alone was seen not to suffice on kernel 6.18: the net side's XDP_TX
 // filled the 256-frame ring and then failed.
 func (n *Network) AttachScanPassthrough(ctx context.Context, object []byte) error {
-	return n.attach(ctx, n.Scan, n.ScanIf, object)
+	return n.attach(ctx, n.Scan, n.ScanIf, object, "xdp")
 }
 
-func (n *Network) attach(ctx context.Context, ns, dev string, object []byte) error {
+func (n *Network) attach(ctx context.Context, ns, dev string, object []byte, sec string) error {
 	f, err := os.CreateTemp("", "reach-responder-*.o")
 	if err != nil {
 		return err
@@ -165,7 +171,7 @@ func (n *Network) attach(ctx context.Context, ns, dev string, object []byte) err
 		return err
 	}
 	f.Close()
-	return n.run(ctx, ns, "ip", "link", "set", "dev", dev, "xdp", "obj", f.Name(), "sec", "xdp")
+	return n.run(ctx, ns, "ip", "link", "set", "dev", dev, "xdp", "obj", f.Name(), "sec", sec)
 }
 
 // Command returns a command that runs inside namespace ns.

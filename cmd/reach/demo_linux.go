@@ -18,9 +18,11 @@ import (
 	"github.com/reachscan/reach/export"
 )
 
-// demoPorts are the ports the demo scans; the responder's ground truth
-// opens 22, 80, 443, 3306, 5432, 6379 and 8080 on most addresses.
-const demoPorts = "21,22,23,80,443,3306,5432,6379,8080,9200"
+// demoPorts are the ports the demo scans: those of the real servers and a
+// few more. The XDP responder's ground truth opens 22, 80, 443, 3306, 5432,
+// 6379 and 8080 on most addresses; in 198.19.1.0/24 the real servers
+// answer through the far namespace's kernel.
+const demoPorts = "21,22,23,80,443,3306,5432,6379,8080,8443,9200"
 
 func demoCommand(log *slog.Logger) *cli.Command {
 	return &cli.Command{
@@ -50,15 +52,19 @@ func demoCommand(log *slog.Logger) *cli.Command {
 					return usageError{fmt.Errorf("demo targets must lie inside 198.19.0.0/16, the simulated internet")}
 				}
 			}
-			nw, err := testnet.New(c.Context, testnet.Options{GRO: true})
+			nw, err := testnet.New(c.Context, testnet.Options{AnyIP: true, GRO: true})
 			if err != nil {
 				return err
 			}
 			defer nw.Close()
-			if err := nw.AttachResponder(c.Context, responder.Object); err != nil {
+			if err := nw.AttachResponderSection(c.Context, responder.Object, responder.AnswerButServers); err != nil {
 				return err
 			}
-			log.Info("simulated network up", "scanner", nw.Scan, "internet", nw.Net, "responder", "XDP, ground truth: 7 ports open on 6 of 7 addresses")
+			if err := nw.StartServers(c.Context); err != nil {
+				return err
+			}
+			log.Info("simulated network up", "scanner", nw.Scan, "internet", nw.Net,
+				"responder", "XDP, ground truth: 7 ports open on 6 of 7 addresses", "real_servers", "nginx, sshd, redis, postgresql, mariadb in "+testnet.ServerBlock.String())
 			self, err := os.Executable()
 			if err != nil {
 				return err
@@ -84,9 +90,18 @@ func demoCommand(log *slog.Logger) *cli.Command {
 			}
 			byPort := map[uint16][2]int{}
 			wrong, shown := 0, 0
+			var servers []string
 			for _, r := range rows {
 				open := r.Status == "open"
-				if open != responder.Open(r.Addr, r.Port) {
+				want := responder.Open(r.Addr, r.Port)
+				if testnet.ServerBlock.Contains(target.Addr(r.Addr)) {
+					s, ok := testnet.ServerAt(r.Addr, r.Port)
+					want = ok
+					if ok && open {
+						servers = append(servers, fmt.Sprintf("  %s:%d open: %s (%s)", target.Addr(r.Addr), r.Port, s.Name, s.Service))
+					}
+				}
+				if open != want {
 					wrong++
 				}
 				n := byPort[r.Port]
@@ -101,6 +116,8 @@ func demoCommand(log *slog.Logger) *cli.Command {
 				}
 				byPort[r.Port] = n
 			}
+			sort.Strings(servers)
+			fmt.Fprintf(out, "real servers found:\n%s\n", strings.Join(servers, "\n"))
 			fmt.Fprintf(out, "results: %s (%d rows), metadata: %s\n", result, len(rows), meta)
 			var ports []int
 			for p := range byPort {

@@ -559,14 +559,16 @@ func TestResumeAfterKill(t *testing.T) {
 }
 
 // TestDemo runs `reach demo` (what make demo runs): it must scan the
-// simulated network and agree with the ground truth everywhere.
+// simulated network, real servers included, and agree with the ground
+// truth everywhere.
 func TestDemo(t *testing.T) {
 	if err := testnet.Available(); err != nil {
 		t.Skipf("simulated network unavailable: %v", err)
 	}
 	t.Setenv("REACH_RUN_MAIN", "1") // the demo re-runs this binary as reach inside the namespace
-	out, errs, code := reach(t, "demo", "--targets", "198.19.4.0/22", "--rate", "50000", "--out", t.TempDir())
-	if code != 0 || !strings.Contains(out, "10240 of 10240 pairs answered; 0 disagree with the ground truth") {
+	out, errs, code := reach(t, "demo", "--targets", "198.19.0.0/22", "--rate", "50000", "--out", t.TempDir())
+	if code != 0 || !strings.Contains(out, "11264 of 11264 pairs answered; 0 disagree with the ground truth") ||
+		!strings.Contains(out, "198.19.1.4:5432 open: postgresql") || !strings.Contains(out, "198.19.1.5:3306 open: mariadb") {
 		t.Fatalf("exit %d\n%s\n%s", code, out, errs)
 	}
 }
