@@ -1,7 +1,8 @@
 // Package responder is an XDP program that answers every SYN to the
 // simulated internet (198.19.0.0/16) in place with the SYN-ACK or RST its
 // ground truth calls for, so benchmarks measure the scanner, not the far
-// side's kernel.
+// side's kernel. Its ground truth (Open, Silent) has open, closed and
+// silent pairs.
 package responder
 
 import _ "embed"
@@ -21,9 +22,17 @@ const (
 	AnswerButServers = "xdp/servers"
 )
 
+// Silent reports whether the responder never answers addr (host order):
+// a host that drops every probe.
+func Silent(addr uint32) bool { return addr%11 == 0 }
+
 // Open reports whether the responder answers port on address (host order)
-// with a SYN-ACK; every other pair gets an RST.
+// with a SYN-ACK; every other pair of an address that is not Silent gets an
+// RST.
 func Open(addr uint32, port uint16) bool {
+	if Silent(addr) {
+		return false
+	}
 	switch port {
 	case 22, 80, 443, 3306, 5432, 6379, 8080:
 		return addr%7 != 0

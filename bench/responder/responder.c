@@ -5,9 +5,10 @@
 // 198.19.0.0/16 is answered in place and sent back with XDP_TX, as a SYN-ACK
 // when the ground truth says the pair is open, as an RST otherwise.
 //
-// Ground truth (non-uniform on purpose): port p on address a is open when p
-// is one of 22, 80, 443, 3306, 5432, 6379, 8080 and (a mod 7) is not 0;
-// every other pair is closed. Package responder has the same function in Go.
+// Ground truth (non-uniform on purpose): an address a with (a mod 11) = 0
+// is silent (never answers); otherwise port p is open when p is one of 22,
+// 80, 443, 3306, 5432, 6379, 8080 and (a mod 7) is not 0, and every other
+// pair is closed (RST). Package responder has the same function in Go.
 
 #include <linux/bpf.h>
 #include <linux/if_ether.h>
@@ -21,6 +22,8 @@ char LICENSE[] SEC("license") = "Dual MIT/GPL";
 
 static __always_inline int is_open(__u32 addr, __u16 port)
 {
+	if (addr % 11 == 0)
+		return 0;
 	switch (port) {
 	case 22: case 80: case 443: case 3306: case 5432: case 6379: case 8080:
 		return addr % 7 != 0;
@@ -54,6 +57,8 @@ static __always_inline int answer(struct xdp_md *ctx, int pass_servers)
 	struct tcphdr *tcp = (void *)(ip + 1);
 	if ((void *)(tcp + 1) > end)
 		return XDP_PASS;
+	if (daddr % 11 == 0)
+		return XDP_DROP; // a silent host: no answer at all
 	if (!tcp->syn || tcp->ack || tcp->rst)
 		return XDP_DROP; // our RST answers and anything else: absorbed
 	__u16 dport = bpf_ntohs(tcp->dest);
