@@ -66,11 +66,11 @@ type metadata struct {
 }
 
 func writeMetadata(path string, c *cli.Context, cfg scan.Config, res *scan.Result, started time.Time) error {
+	// the full configuration: every flag with its effective value
 	flags := map[string]string{}
-	for _, name := range c.FlagNames() {
-		if c.IsSet(name) {
-			flags[name] = fmt.Sprint(c.Value(name))
-		}
+	for _, f := range c.Command.Flags {
+		name := f.Names()[0]
+		flags[name] = fmt.Sprint(c.Value(name))
 	}
 	var uts unix.Utsname
 	unix.Uname(&uts)
