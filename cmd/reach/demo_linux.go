@@ -64,7 +64,7 @@ func demoCommand(log *slog.Logger) *cli.Command {
 				return err
 			}
 			log.Info("simulated network up", "scanner", nw.Scan, "internet", nw.Net,
-				"responder", "XDP, ground truth: 7 ports open on 6 of 7 addresses", "real_servers", "nginx, sshd, redis, postgresql, mariadb in "+testnet.ServerBlock.String())
+				"responder", "XDP: 7 ports open on 6 of 7 addresses, every 11th address silent", "real_servers", "nginx, sshd, redis, postgresql, mariadb in "+testnet.ServerBlock.String())
 			self, err := os.Executable()
 			if err != nil {
 				return err
