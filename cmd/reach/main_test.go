@@ -132,6 +132,19 @@ func TestDryRunStopsOnSignal(t *testing.T) {
 	}
 }
 
+func TestDefaultThreads(t *testing.T) {
+	for _, tt := range []struct {
+		rate      float64
+		bandwidth bool
+		cores     int
+		want      int
+	}{{10_000, false, 2, 1}, {250_000, false, 2, 1}, {250_001, false, 2, 2}, {2e6, false, 4, 4}, {2e6, false, 2, 2}, {0, false, 8, 8}, {1000, true, 4, 4}, {0.5, false, 2, 1}} {
+		if got := defaultThreads(tt.rate, tt.bandwidth, tt.cores); got != tt.want {
+			t.Errorf("defaultThreads(%g, %v, %d) = %d, want %d", tt.rate, tt.bandwidth, tt.cores, got, tt.want)
+		}
+	}
+}
+
 func TestTargetsAndCount(t *testing.T) {
 	dir := t.TempDir()
 	list := filepath.Join(dir, "t.txt")

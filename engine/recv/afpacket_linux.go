@@ -121,21 +121,20 @@ func (a *AFPacket) Mode() string { return "afpacket" }
 // Run reads frames until ctx ends.
 func (a *AFPacket) Run(ctx context.Context, emit func(*Hit)) error {
 	close(a.ready)
+	// block in the kernel between frames; ending ctx wakes the read
+	stop := context.AfterFunc(ctx, func() { a.conn.SetReadDeadline(time.Now()) })
+	defer stop()
 	buf := make([]byte, 2048)
 	var r rpacket.Reply
 	var hit Hit
 	for {
-		if ctx.Err() != nil {
-			return nil
-		}
-		a.conn.SetReadDeadline(time.Now().Add(pollEvery))
 		n, _, err := a.conn.ReadFrom(buf)
 		if err != nil {
+			if ctx.Err() != nil || errors.Is(err, net.ErrClosed) {
+				return nil
+			}
 			if errors.Is(err, os.ErrDeadlineExceeded) {
 				continue
-			}
-			if errors.Is(err, net.ErrClosed) {
-				return nil
 			}
 			return fmt.Errorf("read AF_PACKET: %w", err)
 		}

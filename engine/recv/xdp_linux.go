@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"net"
-	"os"
 	"strings"
 	"time"
 
@@ -78,25 +77,19 @@ func (x *XDP) Mode() string { return x.mode }
 // Counters are the matcher's in-kernel counters.
 func (x *XDP) Counters() (bpf.Counters, error) { return x.m.Counters() }
 
-// pollEvery bounds how long Run waits for an event before looking at ctx.
-const pollEvery = 100 * time.Millisecond
-
 // Run reads events with ReadInto (no allocation per event) until ctx ends.
+// It blocks in the kernel between events (no polling): ending ctx closes the
+// reader, which wakes it.
 func (x *XDP) Run(ctx context.Context, emit func(*Hit)) error {
 	close(x.ready)
+	stop := context.AfterFunc(ctx, func() { x.rd.Close() })
+	defer stop()
 	var rec ringbuf.Record
 	var ev bpf.Event
 	var hit Hit
 	for {
-		if ctx.Err() != nil {
-			return nil
-		}
-		x.rd.SetDeadline(time.Now().Add(pollEvery))
 		if err := x.rd.ReadInto(&rec); err != nil {
-			if errors.Is(err, os.ErrDeadlineExceeded) {
-				continue
-			}
-			if errors.Is(err, ringbuf.ErrClosed) {
+			if errors.Is(err, ringbuf.ErrClosed) || ctx.Err() != nil {
 				return nil
 			}
 			return fmt.Errorf("read ring buffer: %w", err)
@@ -157,5 +150,6 @@ func (x *XDP) Close() error {
 	if c, err := x.m.Counters(); err == nil {
 		x.stats.Dropped.Store(c.RingbufFull)
 	}
-	return errors.Join(x.rd.Close(), x.m.Close())
+	x.rd.Close() // may already be closed by Run
+	return x.m.Close()
 }

@@ -18,7 +18,7 @@ type nanoClock struct{ realClock }
 
 // rawSleepMax is the longest wait made invisible to the scheduler, well
 // below the runtime's 10 ms preemption slice.
-const rawSleepMax = 2 * int64(time.Millisecond)
+const rawSleepMax = 6 * int64(time.Millisecond)
 
 func (nanoClock) Sleep(d int64) {
 	ts := unix.NsecToTimespec(d)

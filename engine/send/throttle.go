@@ -39,9 +39,9 @@ type Throttle struct {
 const MaxBatch = 64
 
 // batchTime is how much send time one batch covers at low rates: the
-// sender wakes about every batchTime (500 times a second), so CPU use
+// sender wakes about every batchTime (200 times a second), so CPU use
 // follows the rate; bursts stay below MaxBatch frames.
-const batchTime = 2 * time.Millisecond
+const batchTime = 5 * time.Millisecond
 
 // NewThrottle paces ratePPS packets per second (fractions allowed; 0 or
 // less means as fast as possible), starting now.

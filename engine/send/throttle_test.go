@@ -60,7 +60,7 @@ func TestThrottleBatch(t *testing.T) {
 	for _, tt := range []struct {
 		rate float64
 		want int
-	}{{0.5, 1}, {400, 1}, {1000, 2}, {10_000, 20}, {20_000, 40}, {100_000, MaxBatch}, {1e6, MaxBatch}, {0, MaxBatch}} {
+	}{{0.5, 1}, {199, 1}, {400, 2}, {1000, 5}, {10_000, 50}, {20_000, MaxBatch}, {1e6, MaxBatch}, {0, MaxBatch}} {
 		if got := NewThrottle(tt.rate, clk).Batch(); got != tt.want {
 			t.Errorf("rate %g: batch %d, want %d", tt.rate, got, tt.want)
 		}
