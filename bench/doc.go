@@ -1,3 +1,4 @@
-// Package bench is the throughput and accuracy harness that compares reach
-// with ZMap and masscan on a simulated network.
+// Package bench holds reach's benchmark tooling: the simulated network
+// (bench/testnet) and the XDP responder that answers SYNs by a known ground
+// truth (bench/responder). See bench/README.md for the latest figures.
 package bench
