@@ -30,12 +30,14 @@ const (
 	CounterMalformed
 	CounterRingbufFull
 	CounterTX
+	CounterResetFailed
 	numCounters
 )
 
 // Counters are the matcher's totals over all CPUs.
 type Counters struct {
 	Passed, SynAck, Rst, BadCookie, Malformed, RingbufFull, TX uint64
+	ResetFailed                                                uint64 // valid SYN-ACKs reported but not answered
 }
 
 // EventSize is the size in bytes of one ring-buffer event (struct event).
@@ -148,7 +150,7 @@ func (m *Matcher) Events() *ebpf.Map { return m.objs.Events }
 // Counters sums the per-CPU counters.
 func (m *Matcher) Counters() (Counters, error) {
 	var c Counters
-	dst := []*uint64{&c.Passed, &c.SynAck, &c.Rst, &c.BadCookie, &c.Malformed, &c.RingbufFull, &c.TX}
+	dst := []*uint64{&c.Passed, &c.SynAck, &c.Rst, &c.BadCookie, &c.Malformed, &c.RingbufFull, &c.TX, &c.ResetFailed}
 	for i := range uint32(numCounters) {
 		var per []uint64
 		if err := m.objs.Counters.Lookup(i, &per); err != nil {

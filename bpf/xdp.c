@@ -63,6 +63,7 @@ enum counter {
 	C_MALFORMED,
 	C_RINGBUF_FULL,
 	C_TX,
+	C_RESET_FAILED,
 	C_MAX,
 };
 
@@ -260,7 +261,7 @@ int reach_xdp(struct xdp_md *ctx)
 		// move TCP ports next to a 20-byte IP header; the rest is rewritten
 		struct tcphdr *nt = data + l2 + 20;
 		if ((void *)(nt + 1) > end)
-			goto malformed;
+			goto reset_failed;
 		nt->source = bpf_htons((__u16)dport);
 		nt->dest = bpf_htons(sport);
 	} else {
@@ -268,13 +269,13 @@ int reach_xdp(struct xdp_md *ctx)
 		tcp->dest = bpf_htons(sport);
 	}
 	if (delta < 0 && bpf_xdp_adjust_tail(ctx, delta))
-		goto malformed;
+		goto reset_failed;
 	data = (void *)(long)ctx->data;
 	end = (void *)(long)ctx->data_end;
 	ip = data + l2;
 	tcp = data + l2 + 20;
 	if ((void *)(tcp + 1) > end)
-		return XDP_DROP;
+		goto reset_failed;
 	ip->version = 4;
 	ip->ihl = 5;
 	ip->tos = 0;
@@ -299,6 +300,9 @@ int reach_xdp(struct xdp_md *ctx)
 	count(C_TX);
 	return XDP_TX;
 
+reset_failed:
+	count(C_RESET_FAILED); // the reply was reported; the RST could not be built
+	return XDP_DROP;
 bad:
 	count(C_BAD_COOKIE);
 	return XDP_DROP;

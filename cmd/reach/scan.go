@@ -153,6 +153,10 @@ func scanCommand(log *slog.Logger) *cli.Command {
 					"seconds", res.Duration.Seconds(), "send_pps", float64(res.Sent)/max(res.SendDuration.Seconds(), 1e-9),
 					"receiver", res.Receiver, "open", res.Open, "closed", res.Closed, "duplicates", res.Duplicates,
 					"foreign", res.Foreign, "bad_cookie", res.BadCookie, "dropped_events", res.Dropped)
+				if res.XDP != nil {
+					log.Info("xdp matcher", "synack", res.XDP.SynAck, "rst", res.XDP.Rst, "tx", res.XDP.TX, "reset_failed", res.XDP.ResetFailed,
+						"bad_cookie", res.XDP.BadCookie, "malformed", res.XDP.Malformed, "passed", res.XDP.Passed, "xdp_tx_errors", res.XDPTXErrors)
+				}
 			}
 			return err
 		},

@@ -259,6 +259,9 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 			if c, err := x.Counters(); err == nil {
 				xc = &c
 			}
+			if xc != nil && xc.ResetFailed > 0 {
+				cfg.Log.Warn("valid SYN-ACKs reported but not answered with an RST (the frame could not be rewritten)", "count", xc.ResetFailed)
+			}
 			if n, ok := x.TXErrors(); ok && n > 0 {
 				res.XDPTXErrors = n
 				cfg.Log.Warn("XDP_TX failed for RSTs answering SYN-ACKs: those targets keep half-open state until they time out (on veth the peer needs GRO on or an XDP program)", "failed", n)
