@@ -312,7 +312,7 @@ func (p *parquetWriter) Close() error {
 		p.tf.abort()
 		return err
 	}
-	// pqarrow closed the file itself; reopen the name for the rename only
+	// pqarrow's Close closed the file too: only the rename is left
 	return commitClosed(p.tf)
 }
 

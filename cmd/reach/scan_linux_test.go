@@ -206,12 +206,6 @@ func TestScanReportsListeningPairs(t *testing.T) {
 			if err := self2.Run(); err != nil {
 				t.Fatalf("reach scan: %v\n%s", err, errb.String())
 			}
-			if os.Getenv("REACH_DEBUG") != "" {
-				a, _ := nw.Command(ctx, nw.Scan, "ethtool", "-S", nw.ScanIf).CombinedOutput()
-				b, _ := nw.Command(ctx, nw.Net, "ethtool", "-S", nw.NetIf).CombinedOutput()
-				c, _ := nw.Command(ctx, nw.Net, "nstat", "-asz").CombinedOutput()
-				t.Logf("scan veth:\n%s\nnet veth:\n%s\nnet nstat:\n%s", a, b, grepLines(string(c), "Listen", "Drop", "Overflow", "Syncookie", "SynRetrans", "OutRsts", "PassiveOpens"))
-			}
 			seen := map[string]bool{}
 			for l := range strings.SplitSeq(strings.TrimSpace(out.String()), "\n") {
 				ip, port, _ := strings.Cut(l, ",")
@@ -272,19 +266,6 @@ func tcpOutRsts(ctx context.Context, t *testing.T, nw *testnet.Network, ns strin
 	}
 	t.Fatalf("no Tcp OutRsts in /proc/net/snmp:\n%s", out)
 	return 0
-}
-
-func grepLines(s string, words ...string) string {
-	var out []string
-	for l := range strings.SplitSeq(s, "\n") {
-		for _, w := range words {
-			if strings.Contains(l, w) {
-				out = append(out, l)
-				break
-			}
-		}
-	}
-	return strings.Join(out, "\n")
 }
 
 // TestScanWarnsOfFailedResets: without GRO on the far veth, XDP_TX cannot

@@ -91,8 +91,15 @@ func (c *Cookie) portOffset(src, dst uint32, dport uint16) uint32 {
 
 // Fill sets p's source port, sequence number and IPv4 ID for copy k of the
 // probe from p.Src to p.Dst:p.Dport.
-func (c *Cookie) Fill(p *Probe, k int) {
-	off := (c.portOffset(p.Src, p.Dst, p.Dport) + uint32(k)) % c.window.Count
+func (c *Cookie) Fill(p *Probe, k int) { c.FillFrom(p, c.Offset(p), k) }
+
+// Offset is the window offset of copy 0's source port for p's target
+// (one SipHash); a sender computes it once per target, not per copy.
+func (c *Cookie) Offset(p *Probe) uint32 { return c.portOffset(p.Src, p.Dst, p.Dport) }
+
+// FillFrom is Fill with the target's Offset already known.
+func (c *Cookie) FillFrom(p *Probe, offset uint32, k int) {
+	off := (offset + uint32(k)) % c.window.Count
 	p.Sport = uint16(uint32(c.window.First) + off)
 	h := c.Hash(p.Src, p.Dst, p.Sport, p.Dport)
 	p.Seq = uint32(h)

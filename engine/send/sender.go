@@ -235,8 +235,9 @@ func (s *Sender) thread(ctx context.Context, t int) error {
 				}
 			}
 			p.Src, p.Dst, p.Dport = cfg.Sources[dst%nsrc], dst, port
+			off := cfg.Cookie.Offset(&p)
 			for k := range probes {
-				cfg.Cookie.Fill(&p, k)
+				cfg.Cookie.FillFrom(&p, off, k)
 				tmpl.Patch(slots[n], &p)
 				if cfg.NextHop != nil {
 					copy(slots[n][:6], mac[:])
