@@ -25,7 +25,25 @@ type Row struct {
 
 	Service, Product, Version string // identified service (grab)
 	Banner                    []byte // first bytes the service sent (grab)
-	Class, Severity, Owner    string // exposure review
+	GrabStatus                string // grab outcome: success, no-banner, timeout, refused, reset, tls-error, protocol-error
+	GrabError                 string // why the grab did not succeed
+	Auth                      string // "none": answered without credentials; "required"; "" unknown
+	Details                   string // per-protocol details, a JSON object
+	TLS                       TLSRow // leaf certificate and session, when TLS was spoken
+
+	Class, Severity, Owner string // exposure review
+	Reason                 string // exposure review: a sentence a reviewer understands
+}
+
+// TLSRow holds the TLS columns: the session, the leaf certificate, and the
+// whole chain as JSON. The zero value means no TLS.
+type TLSRow struct {
+	Version, Cipher, ALPN string
+	Subject, Issuer, SANs string // SANs comma-separated
+	NotBefore, NotAfter   time.Time
+	SHA256                string // hex SHA-256 of the leaf's DER
+	SelfSigned, Expired   bool
+	Chain                 string // JSON array of every certificate, leaf first
 }
 
 // Column names, in schema order.

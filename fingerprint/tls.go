@@ -1,0 +1,72 @@
+package fingerprint
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/hex"
+	"fmt"
+	"net"
+	"time"
+)
+
+// Handshake runs a TLS client handshake on conn within ctx and describes the
+// session. It accepts any certificate (the point is to record it, not to
+// trust it) and offers TLS 1.0 to 1.3 with ALPN h2 and http/1.1. The
+// hostname, when set, is sent as SNI. On error the *tls.Conn is nil.
+func Handshake(ctx context.Context, conn net.Conn, hostname string) (*tls.Conn, *TLSInfo, error) {
+	cfg := &tls.Config{
+		InsecureSkipVerify: true, // recording, not trusting; see the doc comment
+		MinVersion:         tls.VersionTLS10,
+		ServerName:         hostname,
+		NextProtos:         []string{"h2", "http/1.1"},
+	}
+	tc := tls.Client(conn, cfg)
+	if err := tc.HandshakeContext(ctx); err != nil {
+		return nil, nil, fmt.Errorf("tls handshake: %w", err)
+	}
+	st := tc.ConnectionState()
+	info := &TLSInfo{
+		Version: tls.VersionName(st.Version),
+		Cipher:  tls.CipherSuiteName(st.CipherSuite),
+		ALPN:    st.NegotiatedProtocol,
+	}
+	now := time.Now()
+	for _, c := range st.PeerCertificates {
+		info.Chain = append(info.Chain, Describe(c, now))
+	}
+	return tc, info, nil
+}
+
+// Describe summarises one certificate as of now.
+func Describe(c *x509.Certificate, now time.Time) Certificate {
+	sum := sha256.Sum256(c.Raw)
+	d := Certificate{
+		Subject:   c.Subject.String(),
+		Issuer:    c.Issuer.String(),
+		NotBefore: c.NotBefore.UTC(),
+		NotAfter:  c.NotAfter.UTC(),
+		SHA256:    hex.EncodeToString(sum[:]),
+		Expired:   now.After(c.NotAfter),
+	}
+	d.SANs = append(d.SANs, c.DNSNames...)
+	for _, ip := range c.IPAddresses {
+		d.SANs = append(d.SANs, ip.String())
+	}
+	// Self-signed: issuer equals subject and the certificate's own key
+	// verifies its signature.
+	if bytes.Equal(c.RawIssuer, c.RawSubject) && c.CheckSignatureFrom(c) == nil {
+		d.SelfSigned = true
+	}
+	return d
+}
+
+// Leaf returns the first certificate of the chain, or nil.
+func (t *TLSInfo) Leaf() *Certificate {
+	if t == nil || len(t.Chain) == 0 {
+		return nil
+	}
+	return &t.Chain[0]
+}
