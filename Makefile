@@ -51,9 +51,18 @@ lint: deps
 	$(GO) vet $(PKGS)
 	$(GO) run honnef.co/go/tools/cmd/staticcheck@v0.8.2 $(PKGS)
 
-# bench: Go micro-benchmarks (benchstat format) into bench/micro.txt.
-bench: deps
-	$(GO) test -run '^$$' -bench . -benchmem -count 5 $(PKGS) | tee bench/micro.txt
+# bench: the harness (reach against ZMap and masscan in the simulated
+# network: sink, recall and idle modes, RUNS runs each, alternating), then
+# the Go micro-benchmarks in benchstat format. Installs ZMap and masscan
+# unless PEERS=0. Results go to bench-out/. Needs root.
+RUNS ?= 5
+PEERS ?= 1
+bench: build
+	@mkdir -p bench-out
+	./$(BIN) bench --runs $(RUNS) $(if $(filter 1,$(PEERS)),--install-peers) --json bench-out/bench.json | tee bench-out/bench.txt
+	$(GO) test -run '^$$' -bench '^Benchmark(Next|At|PermutedPairs|Probe)$$' -benchmem -count 5 ./engine/permute ./engine/target ./engine/packet | tee bench-out/micro.txt
+	$(GO) test -run '^$$' -bench '^BenchmarkRingbufRead$$' -benchtime 200000x -benchmem -count 5 ./bpf | tee -a bench-out/micro.txt
+	$(GO) test -run '^$$' -bench '^BenchmarkWrite$$' -benchtime 200000x -benchmem -count 5 ./export | tee -a bench-out/micro.txt
 
 # fuzz: run every fuzz target for FUZZTIME each.
 fuzz: deps

@@ -14,12 +14,13 @@ import _ "embed"
 //go:embed responder_bpfel.o
 var Object []byte
 
-// Sections of the two programs in Object: Answer answers every SYN to
+// Sections of the programs in Object: Answer answers every SYN to
 // 198.19.0.0/16; AnswerButServers leaves 198.19.1.0/24 (the real servers)
-// to the kernel.
+// to the kernel; Sink drops every frame (a send-rate benchmark's far side).
 const (
 	Answer           = "xdp"
 	AnswerButServers = "xdp/servers"
+	Sink             = "xdp/sink"
 )
 
 // Silent reports whether the responder never answers addr (host order):

@@ -117,3 +117,8 @@ int respond(struct xdp_md *ctx) { return answer(ctx, 0); }
 // there (bench/testnet StartServers); it needs the namespace's AnyIP route.
 SEC("xdp/servers")
 int respond_servers(struct xdp_md *ctx) { return answer(ctx, 1); }
+
+// sink drops every frame: the far side of a send-rate benchmark, counted by
+// the veth's xdp_drops statistic.
+SEC("xdp/sink")
+int sink(struct xdp_md *ctx) { return XDP_DROP; }

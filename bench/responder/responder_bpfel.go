@@ -18,6 +18,7 @@ import (
 const (
 	responderProgRespond        = "respond"
 	responderProgRespondServers = "respond_servers"
+	responderProgSink           = "sink"
 )
 
 // loadResponder returns the embedded CollectionSpec for responder.
@@ -64,6 +65,7 @@ type responderSpecs struct {
 type responderProgramSpecs struct {
 	Respond        *ebpf.ProgramSpec `ebpf:"respond"`
 	RespondServers *ebpf.ProgramSpec `ebpf:"respond_servers"`
+	Sink           *ebpf.ProgramSpec `ebpf:"sink"`
 }
 
 // responderMapSpecs contains maps before they are loaded into the kernel.
@@ -116,12 +118,14 @@ type responderVariables struct {
 type responderPrograms struct {
 	Respond        *ebpf.Program `ebpf:"respond"`
 	RespondServers *ebpf.Program `ebpf:"respond_servers"`
+	Sink           *ebpf.Program `ebpf:"sink"`
 }
 
 func (p *responderPrograms) Close() error {
 	return _ResponderClose(
 		p.Respond,
 		p.RespondServers,
+		p.Sink,
 	)
 }
 

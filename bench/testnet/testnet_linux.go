@@ -21,9 +21,13 @@ import (
 	"net/netip"
 	"os"
 	"os/exec"
+	"runtime"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/vishvananda/netns"
 )
 
 // Addresses of the simulated network.
@@ -42,6 +46,9 @@ type Options struct {
 	// GRO turns on GRO on the scanner's veth end, which XDP_TX on the net
 	// side needs to deliver (and XDP_TX from the scanner side likewise).
 	GRO bool
+	// Queues is the number of RX and TX queues of each veth end (default
+	// 1); senders with several threads need one queue each to scale.
+	Queues int
 }
 
 // Network is one simulated network.
@@ -96,7 +103,14 @@ func New(ctx context.Context, opt Options) (_ *Network, err error) {
 		}
 	}
 	// the veth pair is created directly inside the two namespaces
-	if err := run(ctx, "ip", "link", "add", n.ScanIf, "netns", n.Scan, "type", "veth", "peer", "name", n.NetIf, "netns", n.Net); err != nil {
+	q := []string{}
+	if opt.Queues > 1 {
+		nq := strconv.Itoa(opt.Queues)
+		q = []string{"numtxqueues", nq, "numrxqueues", nq}
+	}
+	args := append([]string{"link", "add", n.ScanIf, "netns", n.Scan}, q...)
+	args = append(args, "type", "veth", "peer", "name", n.NetIf, "netns", n.Net)
+	if err := run(ctx, "ip", append(args, q...)...); err != nil {
 		return nil, err
 	}
 	steps := []struct {
@@ -174,6 +188,49 @@ func (n *Network) attach(ctx context.Context, ns, dev string, object []byte, sec
 	return n.run(ctx, ns, "ip", "link", "set", "dev", dev, "xdp", "obj", f.Name(), "sec", sec)
 }
 
+// NetMAC returns the MAC address of the net side's veth end: the gateway
+// MAC that scanners without a neighbour lookup (ZMap -G, masscan
+// --router-mac) need.
+func (n *Network) NetMAC(ctx context.Context) (string, error) {
+	out, err := n.Command(ctx, n.Net, "cat", "/sys/class/net/"+n.NetIf+"/address").Output()
+	if err != nil {
+		return "", fmt.Errorf("read mac of %s: %w", n.NetIf, err)
+	}
+	return strings.TrimSpace(string(out)), nil
+}
+
+// InNamespace runs f on an OS thread that has entered namespace ns, for
+// calls (ethtool, netlink) that act on the caller's network namespace. The
+// thread returns to its own namespace afterwards; if it cannot, it is
+// discarded, so no other goroutine ever runs in ns.
+func InNamespace(ns string, f func() error) error {
+	h, err := netns.GetFromName(ns)
+	if err != nil {
+		return fmt.Errorf("open namespace %s: %w", ns, err)
+	}
+	defer h.Close()
+	errc := make(chan error, 1)
+	go func() {
+		runtime.LockOSThread()
+		orig, err := netns.Get()
+		if err != nil {
+			errc <- fmt.Errorf("current namespace: %w", err)
+			return // still locked: the goroutine's exit ends the thread
+		}
+		defer orig.Close()
+		if err := netns.Set(h); err != nil {
+			errc <- fmt.Errorf("enter namespace %s: %w", ns, err)
+			return
+		}
+		ferr := f()
+		if netns.Set(orig) == nil {
+			runtime.UnlockOSThread()
+		}
+		errc <- ferr
+	}()
+	return <-errc
+}
+
 // Command returns a command that runs inside namespace ns.
 func (n *Network) Command(ctx context.Context, ns string, name string, args ...string) *exec.Cmd {
 	return exec.CommandContext(ctx, "ip", append([]string{"netns", "exec", ns, name}, args...)...)
@@ -228,6 +285,9 @@ func (n *Network) Close() error {
 	for _, ns := range n.created {
 		if out, err := exec.Command("ip", "netns", "pids", ns).Output(); err == nil {
 			for _, pid := range strings.Fields(string(out)) {
+				if pid == strconv.Itoa(os.Getpid()) {
+					continue // a thread of ours visiting the namespace
+				}
 				exec.Command("kill", "-9", pid).Run()
 			}
 		}

@@ -2,14 +2,17 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"net/netip"
 	"os"
+	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/reachscan/reach/bench"
 	"github.com/reachscan/reach/bench/responder"
 	"github.com/reachscan/reach/bench/testnet"
 	"github.com/reachscan/reach/engine/target"
@@ -123,4 +126,64 @@ func field(b *testing.B, log, name string) float64 {
 	}
 	v, _ := strconv.ParseFloat(m[len(m)-1][1], 64)
 	return v
+}
+
+// TestBenchHarness runs `reach bench` in its smallest configuration (one
+// run of each mode, reach and every installed peer) and checks the JSON it
+// writes: reach finds every open pair of the ground truth at 100 kpps with
+// no false positive, holds the idle rate, and the sink counted its probes.
+func TestBenchHarness(t *testing.T) {
+	if err := testnet.Available(); err != nil {
+		t.Skipf("simulated network unavailable: %v", err)
+	}
+	t.Setenv("REACH_RUN_MAIN", "1") // the harness runs this test binary as reach
+	js := filepath.Join(t.TempDir(), "bench.json")
+	var stdout, stderr strings.Builder
+	code := run([]string{"reach", "bench", "--mode", "sink,recall,idle", "--runs", "1", "--rates", "100000",
+		"--threads", "1", "--window", "1s", "--idle-time", "2s", "--json", js}, &stdout, &stderr)
+	if code != 0 {
+		t.Fatalf("reach bench exited %d\n%s\n%s", code, stdout.String(), stderr.String())
+	}
+	t.Logf("\n%s", stdout.String())
+	var rep bench.Report
+	b, err := os.ReadFile(js)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal(b, &rep); err != nil {
+		t.Fatal(err)
+	}
+	tools := append([]string{bench.Reach}, bench.Installed()...)
+	if want := 3 * len(tools); len(rep.Runs) != want {
+		t.Fatalf("%d runs, want %d (3 modes × %v)", len(rep.Runs), want, tools)
+	}
+	if rep.Machine.Cores < 1 || rep.Machine.Kernel == "" || rep.Versions[bench.Reach] == "" {
+		t.Errorf("machine or versions missing: %+v %v", rep.Machine, rep.Versions)
+	}
+	for _, r := range rep.Runs {
+		if r.Error != "" {
+			t.Errorf("%s %s: %s", r.Mode, r.Tool, r.Error)
+			continue
+		}
+		if r.Tool != bench.Reach {
+			continue
+		}
+		switch r.Mode {
+		case bench.ModeSink:
+			if r.RateAchieved < 50_000 || r.CPUPerM <= 0 {
+				t.Errorf("sink: %.0f pps, %.2f CPU-s/M; want ≥ 50k pps and some CPU", r.RateAchieved, r.CPUPerM)
+			}
+		case bench.ModeRecall:
+			if r.Truth != 51_067 || r.Found != r.Truth || r.FalsePositives != 0 || r.Duplicates != 0 {
+				t.Errorf("recall at 100 kpps: found %d of %d, %d false positives, %d duplicates; want all, 0, 0", r.Found, r.Truth, r.FalsePositives, r.Duplicates)
+			}
+		case bench.ModeIdle:
+			if r.RateAchieved < 9_000 || r.RateAchieved > 11_000 {
+				t.Errorf("idle: %.0f pps, want 10k ± 10%%", r.RateAchieved)
+			}
+		}
+	}
+	if !strings.Contains(stdout.String(), "rate achieved") {
+		t.Errorf("no table on stdout:\n%s", stdout.String())
+	}
 }

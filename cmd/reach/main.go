@@ -57,6 +57,7 @@ func newApp(stdout, stderr io.Writer, exitCode *int) *cli.App {
 		iterateCommand(log),
 		targetsCommand(log),
 		demoCommand(log),
+		benchCommand(log),
 	}
 	for _, c := range commands {
 		c.OnUsageError = onUsage
