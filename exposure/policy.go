@@ -154,20 +154,20 @@ func LoadPolicy(path string, res ASNResolver) (*Policy, error) {
 // can point at it.
 type policyDoc struct {
 	Default *defaultDoc `yaml:"default"`
-	Rules   []ast.Node  `yaml:"rules"`
+	Rules   ast.Node    `yaml:"rules"` // a sequence of rules
 }
 
 type defaultDoc struct {
-	Owner string     `yaml:"owner"`
-	Allow []ast.Node `yaml:"allow"`
-	Note  string     `yaml:"note"`
+	Owner string   `yaml:"owner"`
+	Allow ast.Node `yaml:"allow"` // a sequence
+	Note  string   `yaml:"note"`
 }
 
 type ruleDoc struct {
-	Match ast.Node   `yaml:"match"`
-	Owner string     `yaml:"owner"`
-	Allow []ast.Node `yaml:"allow"`
-	Note  string     `yaml:"note"`
+	Match ast.Node `yaml:"match"` // a scalar or a sequence of scalars
+	Owner string   `yaml:"owner"`
+	Allow ast.Node `yaml:"allow"` // a sequence
+	Note  string   `yaml:"note"`
 }
 
 // ParsePolicy parses a policy (the format is in the package doc). name is
@@ -195,12 +195,19 @@ func ParsePolicy(name string, data []byte, res ASNResolver) (*Policy, error) {
 	}
 	var asRefs []asRef
 	seen := map[netip.Prefix]int{} // CIDR → rule index, to refuse duplicates
-	for _, n := range doc.Rules {
+	rules, err := ps.list("rules", doc.Rules)
+	if err != nil {
+		return nil, err
+	}
+	for _, it := range rules {
+		at := it.at
+		if it.node == nil || it.node.Type() != ast.MappingType {
+			return nil, ps.errAt(at, "rules: want a mapping with match, owner, allow and note")
+		}
 		var rd ruleDoc
-		if err := yaml.NodeToValue(n, &rd, yaml.Strict()); err != nil {
+		if err := yaml.NodeToValue(it.node, &rd, yaml.Strict()); err != nil {
 			return nil, ps.yamlErr(err)
 		}
-		at := pos(n)
 		if isNull(rd.Match) {
 			return nil, ps.errAt(at, "rule has no match: want a CIDR, an address or an AS number")
 		}
@@ -212,7 +219,7 @@ func ParsePolicy(name string, data []byte, res ASNResolver) (*Policy, error) {
 		idx := len(p.Rules)
 		var texts []string
 		for _, m := range scalars(rd.Match) {
-			text, mp := scalarText(m), pos(m)
+			text, mp := scalarText(m.node), m.at
 			if text == "" {
 				return nil, ps.errAt(mp, "match: want a CIDR, an address or an AS number")
 			}
@@ -228,11 +235,11 @@ func ParsePolicy(name string, data []byte, res ASNResolver) (*Policy, error) {
 			if err != nil {
 				return nil, ps.errAt(mp, err.Error())
 			}
-			if prev, dup := seen[pfx]; dup {
-				return nil, ps.errAt(mp, fmt.Sprintf("%s is already matched by the rule at line %d", pfx, p.Rules[prev].Line))
-			}
 			if prev := slices.Index(r.Prefixes, pfx); prev >= 0 {
 				return nil, ps.errAt(mp, fmt.Sprintf("%s is listed twice in this rule", pfx))
+			}
+			if prev, dup := seen[pfx]; dup {
+				return nil, ps.errAt(mp, fmt.Sprintf("%s is already matched by the rule at line %d", pfx, p.Rules[prev].Line))
 			}
 			seen[pfx] = idx
 			r.Prefixes = append(r.Prefixes, pfx)
@@ -385,13 +392,15 @@ func (ps *parser) yamlErr(err error) error {
 	return ps.errAt(token.Position{}, err.Error())
 }
 
-// allow parses an allow list: ports (1-65535), ranges "8000-8099", service
-// names, or "any".
-func (ps *parser) allow(nodes []ast.Node) (Allow, error) {
+// allow parses an allow list, or a single entry: ports (1-65535), ranges
+// "8000-8099", service names, or "any".
+func (ps *parser) allow(n ast.Node) (Allow, error) {
 	var a Allow
-	for _, n := range nodes {
-		text := scalarText(n)
-		at := pos(n)
+	if isNull(n) {
+		return a, nil
+	}
+	for _, it := range scalars(n) {
+		text, at := scalarText(it.node), it.at
 		if text == "" {
 			return Allow{}, ps.errAt(at, "allow: want a port, a port range, a service name or \"any\"")
 		}
@@ -451,12 +460,48 @@ func isNull(n ast.Node) bool {
 	return n == nil || n.Type() == ast.NullType
 }
 
-// scalars returns n itself, or the items of a sequence.
-func scalars(n ast.Node) []ast.Node {
-	if s, ok := n.(*ast.SequenceNode); ok {
-		return s.Values
+// item is a sequence entry and where it is; node is nil for an empty entry.
+type item struct {
+	node ast.Node
+	at   token.Position
+}
+
+// items returns the entries of a sequence, each with its position (the
+// entry's "-" when it is empty).
+func items(s *ast.SequenceNode) []item {
+	out := make([]item, len(s.Values))
+	for i, v := range s.Values {
+		out[i] = item{v, pos(v)}
+		if v == nil || v.Type() == ast.NullType || out[i].at.Line == 0 {
+			switch {
+			case i < len(s.Entries) && s.Entries[i] != nil && s.Entries[i].Start != nil && s.Entries[i].Start.Position != nil:
+				out[i].at = *s.Entries[i].Start.Position
+			case s.Start != nil && s.Start.Position != nil:
+				out[i].at = *s.Start.Position
+			}
+		}
 	}
-	return []ast.Node{n}
+	return out
+}
+
+// list reads an optional sequence; null or absent is empty.
+func (ps *parser) list(key string, n ast.Node) ([]item, error) {
+	if isNull(n) {
+		return nil, nil
+	}
+	s, ok := n.(*ast.SequenceNode)
+	if !ok {
+		return nil, ps.errAt(pos(n), key+": want a list")
+	}
+	return items(s), nil
+}
+
+// scalars returns n itself, or the items of a sequence.
+func scalars(n ast.Node) []item {
+	if s, ok := n.(*ast.SequenceNode); ok {
+		return items(s)
+	}
+	return []item{{n, pos(n)}}
 }
 
 // scalarText is the text of a scalar node as written (so "0443" stays
