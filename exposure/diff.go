@@ -14,7 +14,7 @@ type Change struct {
 	Old, New export.Row // the zero Row where absent (Old for New, New for Gone)
 	Class    Class      // of the new row; of the old row for Gone
 	Severity Severity   // the new row's severity for New and Changed; Info for Gone
-	What     string     // for Changed: "version 1.22.1 → 1.24.0; certificate 3f1a… → 9c0b…"
+	What     string     // for Changed: "version 1.22.1 → 1.24.0; certificate 3f1a9c0b7d2e → 9c0b7d2e44aa"
 	Reason   string     // a sentence a reviewer understands
 }
 
@@ -105,7 +105,7 @@ func short(h string) string {
 		return "(none)"
 	}
 	if len(h) > 12 {
-		return h[:12] + "…"
+		return h[:12]
 	}
 	return h
 }

@@ -17,9 +17,13 @@ func WriteText(w io.Writer, rep Report) error {
 	fmt.Fprintf(&b, "%d open %s on %d %s: %d unexpected, %d ownerless, %d expected\n",
 		len(rep.Findings), plural(len(rep.Findings), "port", "ports"), rep.Hosts, plural(rep.Hosts, "host", "hosts"),
 		rep.ByKind[Unexpected], rep.ByKind[Ownerless], rep.ByKind[Expected])
-	b.WriteString("findings by severity:")
+	b.WriteString("to review by severity:")
 	for s := Critical; ; s-- {
-		fmt.Fprintf(&b, " %s %d", s, rep.BySeverity[s])
+		sep := ","
+		if s == Info {
+			sep = ""
+		}
+		fmt.Fprintf(&b, " %s %d%s", s, rep.BySeverity[s], sep)
 		if s == Info {
 			break
 		}
@@ -35,6 +39,9 @@ func WriteText(w io.Writer, rep Report) error {
 	if len(rows) > 0 {
 		b.WriteString("\n")
 		writeTable(&b, []string{"SEVERITY", "KIND", "ADDRESS", "SERVICE", "OWNER", "REASON"}, rows)
+	}
+	if n := rep.ByKind[Expected]; n > 0 {
+		fmt.Fprintf(&b, "\n%d expected %s (allowed and owned) not listed.\n", n, plural(n, "exposure", "exposures"))
 	}
 	_, err := io.WriteString(w, b.String())
 	return err
