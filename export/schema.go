@@ -33,6 +33,7 @@ type Row struct {
 
 	Class, Severity, Owner string // exposure review
 	Reason                 string // exposure review: a sentence a reviewer understands
+	Finding                string // review: unexpected, ownerless or expected; diff: new, gone or changed
 }
 
 // TLSRow holds the TLS columns: the session, the leaf certificate, and the
