@@ -56,8 +56,11 @@ func Describe(c *x509.Certificate, now time.Time) Certificate {
 		d.SANs = append(d.SANs, ip.String())
 	}
 	// Self-signed: issuer equals subject and the certificate's own key
-	// verifies its signature.
-	if bytes.Equal(c.RawIssuer, c.RawSubject) && c.CheckSignatureFrom(c) == nil {
+	// verifies its signature. CheckSignature, not CheckSignatureFrom: the
+	// latter also demands a CA certificate, and most self-signed server
+	// certificates are not one.
+	if bytes.Equal(c.RawIssuer, c.RawSubject) &&
+		c.CheckSignature(c.SignatureAlgorithm, c.RawTBSCertificate, c.Signature) == nil {
 		d.SelfSigned = true
 	}
 	return d
