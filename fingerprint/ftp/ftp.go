@@ -110,7 +110,9 @@ func (g *Grabber) Grab(ctx context.Context, conn net.Conn, t fingerprint.Target)
 	if code != 220 || strings.Contains(strings.ToUpper(greeting), "SMTP") {
 		return fingerprint.Result{}, fmt.Errorf("ftp: greeting %d %q: %w", code, clip(greeting, 64), fingerprint.ErrNotRecognised)
 	}
-	rec.max = len(rec.buf) // the banner is the greeting
+	// The banner is the greeting: what was consumed, not what is buffered.
+	n := min(len(rec.buf), rec.total-br.Buffered())
+	rec.max, rec.buf = n, rec.buf[:n:n]
 	res := fingerprint.Result{Service: "ftp", Banner: rec.buf, Details: map[string]string{}}
 	res.Product, res.Version = Product(greeting)
 
@@ -178,15 +180,17 @@ func isCode(b []byte) bool {
 // clip cuts s to at most n bytes.
 func clip(s string, n int) string { return s[:min(len(s), n)] }
 
-// recorder keeps the first max bytes read through it.
+// recorder keeps the first max bytes read through it and counts them all.
 type recorder struct {
-	r   io.Reader
-	max int
-	buf []byte
+	r     io.Reader
+	max   int
+	buf   []byte
+	total int
 }
 
 func (c *recorder) Read(p []byte) (int, error) {
 	n, err := c.r.Read(p)
+	c.total += n
 	if room := c.max - len(c.buf); room > 0 {
 		c.buf = append(c.buf, p[:min(n, room)]...)
 	}
