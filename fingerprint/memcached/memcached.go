@@ -65,13 +65,23 @@ func (g *Grabber) Grab(ctx context.Context, conn net.Conn, t fingerprint.Target)
 	if _, err := conn.Write([]byte("stats\r\n")); err != nil {
 		return res, nil
 	}
-	stats, _ := fingerprint.ReadUntil(ctx, conn, buf, func(b []byte) bool {
-		return bytes.HasSuffix(b, []byte("END\r\n")) || bytes.HasSuffix(b, []byte("ERROR\r\n"))
-	})
+	stats, _ := fingerprint.ReadUntil(ctx, conn, buf, statsDone)
 	if n := ParseStats(stats)["curr_items"]; n != "" {
 		res.Details["curr_items"] = n
 	}
 	return res, nil
+}
+
+// statsDone reports whether b ends with the last line of a reply to stats:
+// END, or ERROR, CLIENT_ERROR or SERVER_ERROR (protocol.txt, "Error
+// strings").
+func statsDone(b []byte) bool {
+	if !bytes.HasSuffix(b, []byte("\r\n")) {
+		return false
+	}
+	last := b[bytes.LastIndex(b[:len(b)-2], []byte("\n"))+1:]
+	return string(last) == "END\r\n" || bytes.HasPrefix(last, []byte("ERROR")) ||
+		bytes.HasPrefix(last, []byte("CLIENT_ERROR")) || bytes.HasPrefix(last, []byte("SERVER_ERROR"))
 }
 
 // ParseVersion interprets the reply to version: "VERSION <version>" CRLF,

@@ -34,6 +34,13 @@ func TestGrab(t *testing.T) {
 			want: fingerprint.Result{Version: "1.4.25 Ubuntu", Auth: fingerprint.AuthNone, Details: map[string]string{}},
 		},
 		{
+			// the grab ends at the error line, well before the 2 s deadline
+			name: "stats error",
+			steps: []grabtest.Step{grabtest.Expect("version\r\n"), grabtest.Send("VERSION 1.6.21\r\n"),
+				grabtest.Expect("stats\r\n"), grabtest.Send("SERVER_ERROR out of memory\r\n")},
+			want: fingerprint.Result{Version: "1.6.21", Auth: fingerprint.AuthNone, Details: map[string]string{}},
+		},
+		{
 			name:  "auth file",
 			steps: []grabtest.Step{grabtest.Expect("version\r\n"), grabtest.Send("CLIENT_ERROR unauthenticated\r\n")},
 			want:  fingerprint.Result{Auth: fingerprint.AuthRequired, Details: map[string]string{"error": "CLIENT_ERROR unauthenticated"}},
@@ -51,7 +58,10 @@ func TestGrab(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			res, _, err := grabtest.Run(t, New(), grabtest.Script(tc.steps...), 2*time.Second, 0)
+			res, took, err := grabtest.Run(t, New(), grabtest.Script(tc.steps...), 2*time.Second, 0)
+			if took > time.Second {
+				t.Errorf("took %v: the grab waited for the deadline", took)
+			}
 			if tc.wantErr != nil {
 				if !errors.Is(err, tc.wantErr) || res.Service != "" {
 					t.Fatalf("got %+v, %v; want %v", res, err, tc.wantErr)
