@@ -17,11 +17,20 @@ import (
 // trust it) and offers TLS 1.0 to 1.3 with ALPN h2 and http/1.1. The
 // hostname, when set, is sent as SNI. On error the *tls.Conn is nil.
 func Handshake(ctx context.Context, conn net.Conn, hostname string) (*tls.Conn, *TLSInfo, error) {
+	return HandshakeALPN(ctx, conn, hostname, []string{"h2", "http/1.1"})
+}
+
+// HandshakeALPN is Handshake offering the ALPN protocol IDs alpn instead of
+// h2 and http/1.1, and no ALPN extension at all when alpn is empty. Upgrades
+// of other protocols need it: servers that guard against cross-protocol
+// attacks (RFC 7301 §3.2; PostgreSQL 17, nginx mail) abort a handshake that
+// offers only protocols they do not speak.
+func HandshakeALPN(ctx context.Context, conn net.Conn, hostname string, alpn []string) (*tls.Conn, *TLSInfo, error) {
 	cfg := &tls.Config{
-		InsecureSkipVerify: true, // recording, not trusting; see the doc comment
+		InsecureSkipVerify: true, // recording, not trusting; see Handshake
 		MinVersion:         tls.VersionTLS10,
 		ServerName:         hostname,
-		NextProtos:         []string{"h2", "http/1.1"},
+		NextProtos:         alpn,
 	}
 	tc := tls.Client(conn, cfg)
 	if err := tc.HandshakeContext(ctx); err != nil {
