@@ -52,17 +52,31 @@ func (rb *recordBuilder) add(r *Row) {
 	} else {
 		f[10].AppendNull()
 	}
-	appendString(f[11], r.Service)
-	appendString(f[12], r.Product)
-	appendString(f[13], r.Version)
-	if r.Banner == nil {
-		f[14].AppendNull()
-	} else {
-		f[14].(*array.BinaryBuilder).Append(r.Banner)
+	for i, e := range extras {
+		b := f[len(scanColumns)+i]
+		switch e.kind {
+		case kString:
+			appendString(b, *e.str(r))
+		case kBinary:
+			if v := *e.bin(r); v == nil {
+				b.AppendNull()
+			} else {
+				b.(*array.BinaryBuilder).Append(v)
+			}
+		case kTime:
+			if v := *e.tm(r); v.IsZero() {
+				b.AppendNull()
+			} else {
+				b.(*array.TimestampBuilder).Append(arrow.Timestamp(v.UnixMicro()))
+			}
+		case kBool:
+			if !e.valid(r) {
+				b.AppendNull()
+			} else {
+				b.(*array.BooleanBuilder).Append(*e.bl(r))
+			}
+		}
 	}
-	appendString(f[15], r.Class)
-	appendString(f[16], r.Severity)
-	appendString(f[17], r.Owner)
 	rb.n++
 }
 

@@ -38,6 +38,16 @@ func sampleRows(n int) []Row {
 		}
 		if i%7 == 3 {
 			r.Class, r.Severity = "data", "critical"
+			r.Reason, r.Finding = "Redis answers INFO without authentication.", "unexpected"
+		}
+		if i%6 == 1 {
+			r.GrabStatus, r.Auth, r.Details = "success", "none", `{"title":"Lab \"one\""}`
+			r.TLS = TLSRow{Version: "TLS 1.3", Cipher: "TLS_AES_128_GCM_SHA256", ALPN: "http/1.1",
+				Subject: "CN=lab.example", Issuer: "CN=lab.example", SANs: "lab.example,198.19.1.1",
+				NotBefore: base.Add(-time.Hour), NotAfter: base.Add(time.Duration(i) * time.Hour),
+				SHA256: "ab12", SelfSigned: true, Expired: i%12 == 1, Chain: `[{"subject":"CN=lab.example"}]`}
+		} else if i%6 == 2 {
+			r.GrabStatus, r.GrabError = "timeout", "read: i/o timeout"
 		}
 		rows[i] = r
 	}

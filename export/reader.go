@@ -2,6 +2,7 @@ package export
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"encoding/base64"
 	"encoding/csv"
@@ -136,11 +137,22 @@ func appendRows(out []Row, rec arrow.RecordBatch) ([]Row, error) {
 		if a := c[10].(*array.Uint32); !a.IsNull(i) {
 			r.ASN, r.HasASN = a.Value(i), true
 		}
-		r.Service, r.Product, r.Version = str(11, i), str(12, i), str(13, i)
-		if b := c[14].(*array.Binary); !b.IsNull(i) {
-			r.Banner = append([]byte{}, b.Value(i)...)
+		for k, e := range extras {
+			col := c[len(scanColumns)+k]
+			if col.IsNull(i) {
+				continue
+			}
+			switch e.kind {
+			case kString:
+				*e.str(&r) = col.(*array.String).Value(i)
+			case kBinary:
+				*e.bin(&r) = append([]byte{}, col.(*array.Binary).Value(i)...)
+			case kTime:
+				*e.tm(&r) = col.(*array.Timestamp).Value(i).ToTime(arrow.Microsecond).UTC()
+			case kBool:
+				*e.bl(&r) = col.(*array.Boolean).Value(i)
+			}
 		}
-		r.Class, r.Severity, r.Owner = str(15, i), str(16, i), str(17, i)
 		out = append(out, r)
 	}
 	return out, nil
@@ -209,13 +221,28 @@ func csvRow(v []string) (Row, error) {
 	if v[10] != "" {
 		r.ASN, r.HasASN = uint32(num(v[10], 32)), true
 	}
-	r.Service, r.Product, r.Version = v[11], v[12], v[13]
-	if v[14] != "" {
-		if r.Banner, err = base64.StdEncoding.DecodeString(v[14]); err != nil {
-			return r, fmt.Errorf("banner: %w", err)
+	for k, e := range extras {
+		x := v[len(scanColumns)+k]
+		if x == "" {
+			continue
+		}
+		switch e.kind {
+		case kString:
+			*e.str(&r) = x
+		case kBinary:
+			if *e.bin(&r), err = base64.StdEncoding.DecodeString(x); err != nil {
+				return r, fmt.Errorf("%s: %w", e.name, err)
+			}
+		case kTime:
+			if *e.tm(&r), err = time.Parse(time.RFC3339Nano, x); err != nil {
+				return r, fmt.Errorf("%s: %w", e.name, err)
+			}
+		case kBool:
+			if *e.bl(&r), err = strconv.ParseBool(x); err != nil {
+				return r, fmt.Errorf("%s: %w", e.name, err)
+			}
 		}
 	}
-	r.Class, r.Severity, r.Owner = v[15], v[16], v[17]
 	return r, err
 }
 
@@ -225,43 +252,79 @@ func readNDJSON(path string) ([]Row, error) {
 		return nil, fmt.Errorf("open %s: %w", path, err)
 	}
 	defer f.Close()
-	dec := json.NewDecoder(bufio.NewReader(f))
+	sc := bufio.NewScanner(f)
+	sc.Buffer(make([]byte, 64*1024), 64<<20)
 	var out []Row
-	for line := 1; ; line++ {
-		var j jsonRow
-		if err := dec.Decode(&j); err == io.EOF {
-			return out, nil
-		} else if err != nil {
-			return nil, fmt.Errorf("%s:%d: %w", path, line, err)
+	for line := 1; sc.Scan(); line++ {
+		if len(bytes.TrimSpace(sc.Bytes())) == 0 {
+			continue
 		}
-		t, err := time.Parse(time.RFC3339Nano, j.TS)
+		r, err := ndjsonRow(sc.Bytes())
 		if err != nil {
 			return nil, fmt.Errorf("%s:%d: %w", path, line, err)
 		}
-		r := Row{Time: t, Addr: j.IPU32, Port: j.Port, Status: j.Status, TTL: j.TTL, Window: j.Window, Probe: j.Probe, Shard: j.Shard}
-		if j.MSS != nil {
-			r.MSS = *j.MSS
-		}
-		if j.ASN != nil {
-			r.ASN, r.HasASN = *j.ASN, true
-		}
-		deref := func(p *string) string {
-			if p == nil {
-				return ""
-			}
-			return *p
-		}
-		r.Service, r.Product, r.Version = deref(j.Service), deref(j.Product), deref(j.Version)
-		r.Class, r.Severity, r.Owner = deref(j.Class), deref(j.Severity), deref(j.Owner)
-		switch b := j.Banner.(type) {
-		case string:
-			r.Banner = []byte(b)
-		case map[string]any:
-			s, _ := b["base64"].(string)
-			if r.Banner, err = base64.StdEncoding.DecodeString(s); err != nil {
-				return nil, fmt.Errorf("%s:%d: banner: %w", path, line, err)
-			}
-		}
 		out = append(out, r)
 	}
+	if err := sc.Err(); err != nil {
+		return nil, fmt.Errorf("read %s: %w", path, err)
+	}
+	return out, nil
+}
+
+func ndjsonRow(line []byte) (Row, error) {
+	var j jsonRow
+	if err := json.Unmarshal(line, &j); err != nil {
+		return Row{}, err
+	}
+	var x map[string]json.RawMessage
+	if err := json.Unmarshal(line, &x); err != nil {
+		return Row{}, err
+	}
+	t, err := time.Parse(time.RFC3339Nano, j.TS)
+	if err != nil {
+		return Row{}, err
+	}
+	r := Row{Time: t, Addr: j.IPU32, Port: j.Port, Status: j.Status, TTL: j.TTL, Window: j.Window, Probe: j.Probe, Shard: j.Shard}
+	if j.MSS != nil {
+		r.MSS = *j.MSS
+	}
+	if j.ASN != nil {
+		r.ASN, r.HasASN = *j.ASN, true
+	}
+	for _, e := range extras {
+		raw, ok := x[e.name]
+		if !ok || string(raw) == "null" {
+			continue
+		}
+		var err error
+		switch e.kind {
+		case kString:
+			err = json.Unmarshal(raw, e.str(&r))
+		case kBinary:
+			var v any
+			if err = json.Unmarshal(raw, &v); err != nil {
+				break
+			}
+			switch b := v.(type) {
+			case string:
+				*e.bin(&r) = []byte(b)
+			case map[string]any:
+				s, _ := b["base64"].(string)
+				*e.bin(&r), err = base64.StdEncoding.DecodeString(s)
+			default:
+				err = fmt.Errorf("want a string or {\"base64\": ...}")
+			}
+		case kTime:
+			var s string
+			if err = json.Unmarshal(raw, &s); err == nil {
+				*e.tm(&r), err = time.Parse(time.RFC3339Nano, s)
+			}
+		case kBool:
+			err = json.Unmarshal(raw, e.bl(&r))
+		}
+		if err != nil {
+			return Row{}, fmt.Errorf("%s: %w", e.name, err)
+		}
+	}
+	return r, nil
 }

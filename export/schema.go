@@ -47,20 +47,92 @@ type TLSRow struct {
 	Chain                 string // JSON array of every certificate, leaf first
 }
 
-// Column names, in schema order.
-var columns = []string{"ts", "ip", "ip_u32", "port", "status", "ttl", "window", "mss", "probe", "shard", "asn",
-	"service", "product", "version", "banner", "exposure_class", "severity", "owner"}
+// The fixed scan columns, in schema order; the grab and review columns
+// (extras) follow them.
+var scanColumns = []string{"ts", "ip", "ip_u32", "port", "status", "ttl", "window", "mss", "probe", "shard", "asn"}
+
+// columns are every column name, in schema order.
+var columns = func() []string {
+	c := append([]string{}, scanColumns...)
+	for _, e := range extras {
+		c = append(c, e.name)
+	}
+	return c
+}()
+
+type kind int
+
+const (
+	kString kind = iota
+	kBinary
+	kTime
+	kBool
+)
+
+// extra is one nullable grab or review column: its name, type, doc and
+// where it lives in a Row. A string or binary is null when empty, a time
+// when zero, a bool when the row has no TLS (valid reports false).
+type extra struct {
+	name, doc string
+	kind      kind
+	str       func(*Row) *string
+	bin       func(*Row) *[]byte
+	tm        func(*Row) *time.Time
+	bl        func(*Row) *bool
+}
+
+func (e extra) valid(r *Row) bool { return r.TLS.SHA256 != "" } // bools: TLS only
+
+var extras = []extra{
+	{name: "service", doc: "identified service (http, ssh, redis, …)", str: func(r *Row) *string { return &r.Service }},
+	{name: "product", doc: "identified product (nginx, OpenSSH, …)", str: func(r *Row) *string { return &r.Product }},
+	{name: "version", doc: "identified version as announced", str: func(r *Row) *string { return &r.Version }},
+	{name: "banner", doc: "first bytes the service sent, at most --max-banner", kind: kBinary, bin: func(r *Row) *[]byte { return &r.Banner }},
+	{name: "grab_status", doc: "grab outcome: success, no-banner, timeout, refused, reset, tls-error, protocol-error", str: func(r *Row) *string { return &r.GrabStatus }},
+	{name: "grab_error", doc: "why the grab did not succeed", str: func(r *Row) *string { return &r.GrabError }},
+	{name: "auth", doc: "none: the service answered without credentials; required: it asked for them", str: func(r *Row) *string { return &r.Auth }},
+	{name: "details", doc: "per-protocol details, a JSON object of strings", str: func(r *Row) *string { return &r.Details }},
+	{name: "tls_version", doc: "TLS version negotiated", str: func(r *Row) *string { return &r.TLS.Version }},
+	{name: "tls_cipher", doc: "TLS cipher suite negotiated (IANA name)", str: func(r *Row) *string { return &r.TLS.Cipher }},
+	{name: "tls_alpn", doc: "ALPN protocol negotiated", str: func(r *Row) *string { return &r.TLS.ALPN }},
+	{name: "tls_subject", doc: "leaf certificate subject", str: func(r *Row) *string { return &r.TLS.Subject }},
+	{name: "tls_issuer", doc: "leaf certificate issuer", str: func(r *Row) *string { return &r.TLS.Issuer }},
+	{name: "tls_sans", doc: "leaf certificate subject alternative names, comma-separated", str: func(r *Row) *string { return &r.TLS.SANs }},
+	{name: "tls_not_before", doc: "leaf certificate validity start, UTC", kind: kTime, tm: func(r *Row) *time.Time { return &r.TLS.NotBefore }},
+	{name: "tls_not_after", doc: "leaf certificate validity end, UTC", kind: kTime, tm: func(r *Row) *time.Time { return &r.TLS.NotAfter }},
+	{name: "tls_sha256", doc: "SHA-256 of the leaf certificate's DER, hex", str: func(r *Row) *string { return &r.TLS.SHA256 }},
+	{name: "tls_self_signed", doc: "the leaf certificate signs itself", kind: kBool, bl: func(r *Row) *bool { return &r.TLS.SelfSigned }},
+	{name: "tls_expired", doc: "the leaf certificate had expired at grab time", kind: kBool, bl: func(r *Row) *bool { return &r.TLS.Expired }},
+	{name: "tls_chain", doc: "every certificate sent, leaf first, as a JSON array", str: func(r *Row) *string { return &r.TLS.Chain }},
+	{name: "exposure_class", doc: "exposure class (data-service, remote-admin, web, …)", str: func(r *Row) *string { return &r.Class }},
+	{name: "severity", doc: "exposure severity: info, low, medium, high, critical", str: func(r *Row) *string { return &r.Severity }},
+	{name: "owner", doc: "declared owner", str: func(r *Row) *string { return &r.Owner }},
+	{name: "exposure_reason", doc: "why the exposure has its class and severity, in a sentence", str: func(r *Row) *string { return &r.Reason }},
+	{name: "finding", doc: "review: unexpected, ownerless, expected; diff: new, gone, changed", str: func(r *Row) *string { return &r.Finding }},
+}
+
+func (k kind) arrow() arrow.DataType {
+	switch k {
+	case kBinary:
+		return arrow.BinaryTypes.Binary
+	case kTime:
+		return &arrow.TimestampType{Unit: arrow.Microsecond, TimeZone: "UTC"}
+	case kBool:
+		return arrow.FixedWidthTypes.Boolean
+	}
+	return arrow.BinaryTypes.String
+}
 
 // Schema returns the result schema, declared once here: ts is
 // timestamp[us, UTC]; the address is both text (ip) and uint32 (ip_u32) so
 // readers can filter ranges with push-down; mss, asn and the grab and
-// exposure columns are nullable.
+// review columns (the extras table above) are nullable.
 func Schema() *arrow.Schema {
 	ts := &arrow.TimestampType{Unit: arrow.Microsecond, TimeZone: "UTC"}
 	f := func(name string, t arrow.DataType, nullable bool, doc string) arrow.Field {
 		return arrow.Field{Name: name, Type: t, Nullable: nullable, Metadata: arrow.NewMetadata([]string{"doc"}, []string{doc})}
 	}
-	return arrow.NewSchema([]arrow.Field{
+	fields := []arrow.Field{
 		f("ts", ts, false, "reply arrival time, UTC, microseconds"),
 		f("ip", arrow.BinaryTypes.String, false, "target IPv4 address, dotted"),
 		f("ip_u32", arrow.PrimitiveTypes.Uint32, false, "target IPv4 address as an unsigned integer"),
@@ -72,12 +144,9 @@ func Schema() *arrow.Schema {
 		f("probe", arrow.PrimitiveTypes.Uint8, false, "probe copy answered, 0-based"),
 		f("shard", arrow.PrimitiveTypes.Uint16, false, "shard that scanned the pair"),
 		f("asn", arrow.PrimitiveTypes.Uint32, true, "origin autonomous system; null when unknown"),
-		f("service", arrow.BinaryTypes.String, true, "identified service"),
-		f("product", arrow.BinaryTypes.String, true, "identified product"),
-		f("version", arrow.BinaryTypes.String, true, "identified version"),
-		f("banner", arrow.BinaryTypes.Binary, true, "first bytes the service sent"),
-		f("exposure_class", arrow.BinaryTypes.String, true, "exposure class"),
-		f("severity", arrow.BinaryTypes.String, true, "exposure severity"),
-		f("owner", arrow.BinaryTypes.String, true, "declared owner"),
-	}, nil)
+	}
+	for _, e := range extras {
+		fields = append(fields, f(e.name, e.kind.arrow(), true, e.doc))
+	}
+	return arrow.NewSchema(fields, nil)
 }

@@ -175,12 +175,26 @@ func (c *csvWriter) Write(r *Row) error {
 	if r.HasASN {
 		v[10] = strconv.FormatUint(uint64(r.ASN), 10)
 	}
-	v[11], v[12], v[13] = r.Service, r.Product, r.Version
-	v[14] = ""
-	if r.Banner != nil {
-		v[14] = base64.StdEncoding.EncodeToString(r.Banner)
+	for k, e := range extras {
+		x := ""
+		switch e.kind {
+		case kString:
+			x = *e.str(r)
+		case kBinary:
+			if b := *e.bin(r); b != nil {
+				x = base64.StdEncoding.EncodeToString(b)
+			}
+		case kTime:
+			if t := *e.tm(r); !t.IsZero() {
+				x = t.UTC().Format(time.RFC3339Nano)
+			}
+		case kBool:
+			if e.valid(r) {
+				x = strconv.FormatBool(*e.bl(r))
+			}
+		}
+		v[len(scanColumns)+k] = x
 	}
-	v[15], v[16], v[17] = r.Class, r.Severity, r.Owner
 	return c.w.Write(v)
 }
 
@@ -193,51 +207,45 @@ func (c *csvWriter) Close() error {
 	return c.tf.commit()
 }
 
-// jsonRow is one NDJSON line; pointers are null when absent.
+// jsonRow is the scan part of one NDJSON line; pointers are null when
+// absent. The extras follow it in schema order.
 type jsonRow struct {
-	TS       string  `json:"ts"`
-	IP       string  `json:"ip"`
-	IPU32    uint32  `json:"ip_u32"`
-	Port     uint16  `json:"port"`
-	Status   string  `json:"status"`
-	TTL      uint8   `json:"ttl"`
-	Window   uint16  `json:"window"`
-	MSS      *uint16 `json:"mss"`
-	Probe    uint8   `json:"probe"`
-	Shard    uint16  `json:"shard"`
-	ASN      *uint32 `json:"asn"`
-	Service  *string `json:"service"`
-	Product  *string `json:"product"`
-	Version  *string `json:"version"`
-	Banner   any     `json:"banner"` // a string when UTF-8, else {"base64": "..."}
-	Class    *string `json:"exposure_class"`
-	Severity *string `json:"severity"`
-	Owner    *string `json:"owner"`
+	TS     string  `json:"ts"`
+	IP     string  `json:"ip"`
+	IPU32  uint32  `json:"ip_u32"`
+	Port   uint16  `json:"port"`
+	Status string  `json:"status"`
+	TTL    uint8   `json:"ttl"`
+	Window uint16  `json:"window"`
+	MSS    *uint16 `json:"mss"`
+	Probe  uint8   `json:"probe"`
+	Shard  uint16  `json:"shard"`
+	ASN    *uint32 `json:"asn"`
 }
 
 type ndjsonWriter struct {
 	tf  *tempFile
 	bw  *bufio.Writer
-	enc *json.Encoder
+	buf []byte
 }
 
 func newNDJSON(tf *tempFile) *ndjsonWriter {
 	bw := bufio.NewWriterSize(tf, 256*1024)
-	return &ndjsonWriter{tf: tf, bw: bw, enc: json.NewEncoder(bw)}
+	return &ndjsonWriter{tf: tf, bw: bw}
 }
 
-func strPtr(s string) *string {
-	if s == "" {
-		return nil
+// jsonBanner is how NDJSON holds bytes: a string when UTF-8, else
+// {"base64": "..."}.
+func jsonBanner(b []byte) any {
+	if utf8.Valid(b) {
+		return string(b)
 	}
-	return &s
+	return map[string]string{"base64": base64.StdEncoding.EncodeToString(b)}
 }
 
 func (n *ndjsonWriter) Write(r *Row) error {
 	j := jsonRow{TS: r.Time.UTC().Format(time.RFC3339Nano), IP: addrString(r.Addr), IPU32: r.Addr, Port: r.Port, Status: r.Status,
-		TTL: r.TTL, Window: r.Window, Probe: r.Probe, Shard: r.Shard,
-		Service: strPtr(r.Service), Product: strPtr(r.Product), Version: strPtr(r.Version),
-		Class: strPtr(r.Class), Severity: strPtr(r.Severity), Owner: strPtr(r.Owner)}
+		TTL: r.TTL, Window: r.Window, Probe: r.Probe, Shard: r.Shard}
 	if r.MSS != 0 {
 		m := r.MSS
 		j.MSS = &m
@@ -246,14 +254,48 @@ func (n *ndjsonWriter) Write(r *Row) error {
 		a := r.ASN
 		j.ASN = &a
 	}
-	if r.Banner != nil {
-		if utf8.Valid(r.Banner) {
-			j.Banner = string(r.Banner)
-		} else {
-			j.Banner = map[string]string{"base64": base64.StdEncoding.EncodeToString(r.Banner)}
-		}
+	b, err := json.Marshal(&j)
+	if err != nil {
+		return err
 	}
-	return n.enc.Encode(&j)
+	buf := append(n.buf[:0], b[:len(b)-1]...) // without its closing brace
+	for _, e := range extras {
+		var v any
+		switch e.kind {
+		case kString:
+			if s := *e.str(r); s != "" {
+				v = s
+			}
+		case kBinary:
+			if b := *e.bin(r); b != nil {
+				v = jsonBanner(b)
+			}
+		case kTime:
+			if t := *e.tm(r); !t.IsZero() {
+				v = t.UTC().Format(time.RFC3339Nano)
+			}
+		case kBool:
+			if e.valid(r) {
+				v = *e.bl(r)
+			}
+		}
+		buf = append(buf, ',', '"')
+		buf = append(buf, e.name...)
+		buf = append(buf, '"', ':')
+		if v == nil {
+			buf = append(buf, "null"...)
+			continue
+		}
+		x, err := json.Marshal(v)
+		if err != nil {
+			return err
+		}
+		buf = append(buf, x...)
+	}
+	buf = append(buf, '}', '\n')
+	n.buf = buf
+	_, err = n.bw.Write(buf)
+	return err
 }
 
 func (n *ndjsonWriter) Close() error {

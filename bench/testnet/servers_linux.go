@@ -24,19 +24,27 @@ import (
 // Server is a real service from Debian running in the net namespace on one
 // address of Internet.
 type Server struct {
-	Name    string     // nginx, sshd, redis, postgresql, mariadb
-	Addr    netip.Addr // where it listens
-	Ports   []uint16
-	Service string // what a banner grab should identify
+	Name  string     // nginx, sshd, redis, postgresql, mariadb
+	Addr  netip.Addr // where it listens
+	Ports []uint16   // where it listens itself
+	// Forwarded are more ports of Addr that nftables forwards (DNAT) to
+	// Ports[0]: the service on a port it cannot listen on twice.
+	Forwarded []uint16
+	Service   string // what a banner grab should identify
 }
 
+// AllPorts returns Ports and Forwarded.
+func (s Server) AllPorts() []uint16 { return append(slices.Clone(s.Ports), s.Forwarded...) }
+
 // Servers is the ground truth of StartServers: which service listens
-// where. Every other pair of Internet is closed (the kernel answers RST)
-// when the network has AnyIP.
+// where, on its usual ports and on unusual ones (nginx HTTP on 10080 and
+// HTTPS on 9444, sshd on 2200, redis forwarded from 7000). Every other pair
+// of Internet is closed (the kernel answers RST) when the network has AnyIP.
+// PostgreSQL trusts every client (no password): an exposure to find.
 var Servers = []Server{
-	{Name: "nginx", Addr: netip.MustParseAddr("198.19.1.1"), Ports: []uint16{80, 443, 8443}, Service: "http"},
-	{Name: "sshd", Addr: netip.MustParseAddr("198.19.1.2"), Ports: []uint16{22}, Service: "ssh"},
-	{Name: "redis", Addr: netip.MustParseAddr("198.19.1.3"), Ports: []uint16{6379}, Service: "redis"},
+	{Name: "nginx", Addr: netip.MustParseAddr("198.19.1.1"), Ports: []uint16{80, 443, 8443, 9444, 10080}, Service: "http"},
+	{Name: "sshd", Addr: netip.MustParseAddr("198.19.1.2"), Ports: []uint16{22, 2200}, Service: "ssh"},
+	{Name: "redis", Addr: netip.MustParseAddr("198.19.1.3"), Ports: []uint16{6379}, Forwarded: []uint16{7000}, Service: "redis"},
 	{Name: "postgresql", Addr: netip.MustParseAddr("198.19.1.4"), Ports: []uint16{5432}, Service: "postgresql"},
 	{Name: "mariadb", Addr: netip.MustParseAddr("198.19.1.5"), Ports: []uint16{3306}, Service: "mysql"},
 }
@@ -46,7 +54,7 @@ var Servers = []Server{
 func ServerAt(addr uint32, port uint16) (Server, bool) {
 	for _, s := range Servers {
 		b := s.Addr.As4()
-		if uint32(b[0])<<24|uint32(b[1])<<16|uint32(b[2])<<8|uint32(b[3]) == addr && slices.Contains(s.Ports, port) {
+		if uint32(b[0])<<24|uint32(b[1])<<16|uint32(b[2])<<8|uint32(b[3]) == addr && slices.Contains(s.AllPorts(), port) {
 			return s, true
 		}
 	}
@@ -76,6 +84,7 @@ func (n *Network) StartServers(ctx context.Context) error {
 		return err
 	}
 	os.Chmod(dir, 0o755)
+	n.serverDir = dir
 	n.cleanup = append(n.cleanup, func() { os.RemoveAll(dir) })
 	for _, s := range Servers {
 		sd := filepath.Join(dir, s.Name)
@@ -96,6 +105,29 @@ func (n *Network) StartServers(ctx context.Context) error {
 			log, _ := os.ReadFile(filepath.Join(sd, "out.log"))
 			return fmt.Errorf("server %s: %w\n%s", s.Name, err, log)
 		}
+		if err := n.forward(ctx, s); err != nil {
+			return fmt.Errorf("server %s: %w", s.Name, err)
+		}
+	}
+	return nil
+}
+
+// forward adds an nftables DNAT rule in the net namespace for each of s's
+// Forwarded ports, to s.Addr:s.Ports[0].
+func (n *Network) forward(ctx context.Context, s Server) error {
+	if len(s.Forwarded) == 0 {
+		return nil
+	}
+	var rules strings.Builder
+	rules.WriteString("table ip reach_fwd {\n chain pre {\n  type nat hook prerouting priority dstnat;\n")
+	for _, p := range s.Forwarded {
+		fmt.Fprintf(&rules, "  ip daddr %s tcp dport %d dnat to %s:%d\n", s.Addr, p, s.Addr, s.Ports[0])
+	}
+	rules.WriteString(" }\n}\n")
+	cmd := n.Command(ctx, n.Net, "nft", "-f", "-")
+	cmd.Stdin = strings.NewReader(rules.String())
+	if out, err := cmd.CombinedOutput(); err != nil {
+		return fmt.Errorf("nft (apt-get install nftables): %w: %s", err, out)
 	}
 	return nil
 }
@@ -120,7 +152,7 @@ http {
   client_body_temp_path %[1]s/tmp/body; proxy_temp_path %[1]s/tmp/proxy; fastcgi_temp_path %[1]s/tmp/fcgi;
   uwsgi_temp_path %[1]s/tmp/uwsgi; scgi_temp_path %[1]s/tmp/scgi;
   server {
-    listen %[2]s:80; listen %[2]s:443 ssl; listen %[2]s:8443 ssl;
+    listen %[2]s:80; listen %[2]s:443 ssl; listen %[2]s:8443 ssl; listen %[2]s:9444 ssl; listen %[2]s:10080;
     ssl_certificate %[1]s/cert.pem; ssl_certificate_key %[1]s/key.pem;
     location / { default_type text/html; return 200 "<html><head><title>reach demo</title></head><body>simulated</body></html>\n"; }
   }
@@ -136,7 +168,7 @@ http {
 			return nil, fmt.Errorf("ssh-keygen: %w: %s", err, out)
 		}
 		os.MkdirAll("/run/sshd", 0o755) // privilege separation directory
-		conf := fmt.Sprintf("Port 22\nListenAddress %s\nHostKey %s\nPidFile %s/sshd.pid\nUsePAM no\nPasswordAuthentication no\n", addr, key, dir)
+		conf := fmt.Sprintf("Port 22\nPort 2200\nListenAddress %s\nHostKey %s\nPidFile %s/sshd.pid\nUsePAM no\nPasswordAuthentication no\n", addr, key, dir)
 		if err := os.WriteFile(filepath.Join(dir, "sshd_config"), []byte(conf), 0o644); err != nil {
 			return nil, err
 		}
@@ -153,11 +185,17 @@ http {
 			return nil, fmt.Errorf("chown: %w: %s", err, out)
 		}
 		initdb := filepath.Join(filepath.Dir(ServerBinaries["postgresql"]), "initdb")
-		if out, err := exec.CommandContext(ctx, "runuser", "-u", "postgres", "--", initdb, "-D", data, "-A", "scram-sha-256", "--pwfile=/dev/null", "-U", "postgres").CombinedOutput(); err != nil {
-			// an empty password file is refused by some versions: fall back to md5-free trust on loopback only
-			if out2, err2 := exec.CommandContext(ctx, "runuser", "-u", "postgres", "--", initdb, "-D", data, "-A", "reject", "-U", "postgres").CombinedOutput(); err2 != nil {
-				return nil, fmt.Errorf("initdb: %w: %s %s", err2, out, out2)
-			}
+		if out, err := exec.CommandContext(ctx, "runuser", "-u", "postgres", "--", initdb, "-D", data, "-A", "trust", "-U", "postgres").CombinedOutput(); err != nil {
+			return nil, fmt.Errorf("initdb: %w: %s", err, out)
+		}
+		// trust every client, from anywhere: an exposure for the review
+		hba, err := os.OpenFile(filepath.Join(data, "pg_hba.conf"), os.O_APPEND|os.O_WRONLY, 0)
+		if err != nil {
+			return nil, err
+		}
+		_, err = hba.WriteString("host all all 0.0.0.0/0 trust\n")
+		if err = errors.Join(err, hba.Close()); err != nil {
+			return nil, err
 		}
 		return n.Command(ctx, n.Net, "runuser", "-u", "postgres", "--", ServerBinaries["postgresql"], "-D", data,
 			"-c", "listen_addresses="+addr, "-c", "port=5432", "-c", "unix_socket_directories="+dir), nil
@@ -167,6 +205,13 @@ http {
 			return nil, fmt.Errorf("mariadb-install-db: %w: %s", err, out)
 		}
 		exec.CommandContext(ctx, "chown", "-R", "mysql:mysql", dir).Run()
+		// an account for any host, so the server greets remote clients
+		// instead of refusing them (error 1130) before the handshake
+		boot := exec.CommandContext(ctx, ServerBinaries["mariadb"], "--no-defaults", "--datadir="+data, "--user=mysql", "--bootstrap")
+		boot.Stdin = strings.NewReader("FLUSH PRIVILEGES;\nCREATE USER 'app'@'%' IDENTIFIED BY 'not-the-password';\n")
+		if out, err := boot.CombinedOutput(); err != nil {
+			return nil, fmt.Errorf("mariadbd --bootstrap: %w: %s", err, out)
+		}
 		return n.Command(ctx, n.Net, ServerBinaries["mariadb"], "--no-defaults", "--datadir="+data, "--user=mysql",
 			"--bind-address="+addr, "--port=3306", "--socket="+filepath.Join(dir, "mysqld.sock"), "--pid-file="+filepath.Join(dir, "mysqld.pid"),
 			"--skip-log-bin", "--log-error="+filepath.Join(dir, "error.log")), nil
@@ -194,6 +239,20 @@ func (n *Network) waitListening(ctx context.Context, s Server, timeout time.Dura
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
+}
+
+// NginxCertificate returns the self-signed certificate nginx serves on its
+// TLS ports (generated by StartServers).
+func (n *Network) NginxCertificate() (*x509.Certificate, error) {
+	b, err := os.ReadFile(filepath.Join(n.serverDir, "nginx", "cert.pem"))
+	if err != nil {
+		return nil, err
+	}
+	blk, _ := pem.Decode(b)
+	if blk == nil {
+		return nil, errors.New("nginx cert.pem: no PEM block")
+	}
+	return x509.ParseCertificate(blk.Bytes)
 }
 
 // selfSignedCert writes cert.pem and key.pem for host into dir.

@@ -58,6 +58,7 @@ type Network struct {
 	created       []string
 	closed        bool
 	procs         []*exec.Cmd // servers started in the namespaces
+	serverDir     string      // their configuration and data
 	cleanup       []func()
 }
 

@@ -78,7 +78,17 @@ Every configuration runs --runs times, the tools alternating; the table gives me
 			if err != nil {
 				return err
 			}
-			cfg.Reach, cfg.Log = self, c.App.ErrWriter
+			// run a private copy: a rebuild of the binary during the
+			// benchmark must not change what is measured
+			tmp, err := os.MkdirTemp("", "reach-bench-bin-*")
+			if err != nil {
+				return err
+			}
+			defer os.RemoveAll(tmp)
+			if cfg.Reach, err = copyExecutable(self, filepath.Join(tmp, "reach")); err != nil {
+				return err
+			}
+			cfg.Log = c.App.ErrWriter
 			if os.Getenv("REACH_RUN_MAIN") != "" {
 				cfg.Env = []string{"REACH_RUN_MAIN=1"} // under go test: the test binary is reach
 			}
@@ -108,6 +118,14 @@ Every configuration runs --runs times, the tools alternating; the table gives me
 			return err
 		},
 	}
+}
+
+func copyExecutable(from, to string) (string, error) {
+	b, err := os.ReadFile(from)
+	if err != nil {
+		return "", err
+	}
+	return to, os.WriteFile(to, b, 0o755)
 }
 
 func splitList(s string) []string {

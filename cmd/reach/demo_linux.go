@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"log/slog"
 	"math"
@@ -16,6 +17,7 @@ import (
 	"github.com/reachscan/reach/bench/testnet"
 	"github.com/reachscan/reach/engine/target"
 	"github.com/reachscan/reach/export"
+	"github.com/reachscan/reach/exposure"
 )
 
 // demoPorts are the ports the demo scans: those of the real servers and a
@@ -31,7 +33,8 @@ func demoCommand(log *slog.Logger) *cli.Command {
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "targets", Value: "198.19.0.0/16", Usage: "targets inside 198.19.0.0/16"},
 			&cli.Float64Flag{Name: "rate", Value: 100000, Usage: "send rate in pps"},
-			&cli.StringFlag{Name: "out", Value: "demo-out", Usage: "directory for scan.parquet and metadata.json"},
+			&cli.StringFlag{Name: "out", Value: "demo-out", Usage: "directory for scan.parquet, metadata.json, services.parquet and review.csv"},
+			&cli.StringFlag{Name: "policy", Value: "testdata/demo-policy.yaml", Usage: "intended exposure of the demo network, for the review"},
 		},
 		Action: func(c *cli.Context) error {
 			if c.Args().Len() > 0 {
@@ -145,7 +148,66 @@ func demoCommand(log *slog.Logger) *cli.Command {
 			if wrong > 0 || total != want {
 				return fmt.Errorf("demo: result differs from the ground truth")
 			}
-			return nil
+			return demoReview(c, nw, self, dir)
 		},
 	}
+}
+
+// demoServicePorts are the ports of the real servers, usual and unusual.
+const demoServicePorts = "21,22,80,443,2200,3306,5432,6379,7000,8080,8443,9200,9444,10080"
+
+// demoReview scans the real servers' block with --banners and reviews what
+// answers against the demo policy: the summary a security reviewer reads
+// first.
+func demoReview(c *cli.Context, nw *testnet.Network, self, dir string) error {
+	out := c.App.Writer
+	pol, err := exposure.LoadPolicy(c.String("policy"), nil)
+	if err != nil {
+		return usageError{err}
+	}
+	services := filepath.Join(dir, "services.parquet")
+	args := []string{"scan", "--no-default-blocklist", "--seed", "2026", "-p", demoServicePorts, "--rate", "5000",
+		"--cooldown", "1s", "--banners", "--grab-timeout", "8s", "-q", "-o", services, testnet.ServerBlock.String()}
+	fmt.Fprintf(out, "\n$ ip netns exec %s reach %s\n", nw.Scan, strings.Join(args, " "))
+	cmd := nw.Command(c.Context, nw.Scan, self, args...)
+	cmd.Stdout, cmd.Stderr = c.App.ErrWriter, c.App.ErrWriter
+	if err := cmd.Run(); err != nil {
+		return fmt.Errorf("banner scan in %s: %w", nw.Scan, err)
+	}
+	rows, err := export.ReadFile(services)
+	if err != nil {
+		return err
+	}
+	sort.Slice(rows, func(i, j int) bool {
+		if rows[i].Addr != rows[j].Addr {
+			return rows[i].Addr < rows[j].Addr
+		}
+		return rows[i].Port < rows[j].Port
+	})
+	for _, r := range rows {
+		tls := ""
+		if r.TLS.SHA256 != "" {
+			tls = fmt.Sprintf(", TLS %s, certificate %s (self-signed %v, expires %s)", r.TLS.Version, r.TLS.Subject, r.TLS.SelfSigned, r.TLS.NotAfter.Format("2006-01-02"))
+		}
+		auth := ""
+		if r.Auth == "none" {
+			auth = ", answers without credentials"
+		}
+		fmt.Fprintf(out, "  %s:%d %s: %s %s (%s)%s%s\n", target.Addr(r.Addr), r.Port, r.GrabStatus, r.Product, r.Version, r.Service, auth, tls)
+	}
+	fmt.Fprintf(out, "\n$ reach review --policy %s %s -o %s\n", c.String("policy"), services, filepath.Join(dir, "review.csv"))
+	rep := exposure.Review(rows, pol)
+	if err := exposure.WriteText(out, rep); err != nil {
+		return err
+	}
+	w, err := export.Create(filepath.Join(dir, "review.csv"), export.CSV)
+	if err != nil {
+		return err
+	}
+	for _, r := range rep.Rows() {
+		if err := w.Write(&r); err != nil {
+			return errors.Join(err, w.Close())
+		}
+	}
+	return w.Close()
 }

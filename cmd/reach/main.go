@@ -21,6 +21,7 @@ const (
 	exitOK    = 0
 	exitError = 1 // runtime failure
 	exitUsage = 2 // bad flags or bad input; nothing was sent
+	exitFail  = 3 // review or diff: a finding at or above --fail-on
 )
 
 func main() {
@@ -36,6 +37,11 @@ func run(args []string, stdout, stderr io.Writer) int {
 		if errors.As(err, &ue) {
 			fmt.Fprintf(stderr, "reach: %v\n", err)
 			return exitUsage
+		}
+		var fe failOnError
+		if errors.As(err, &fe) {
+			fmt.Fprintf(stderr, "reach: %v\n", err)
+			return exitFail
 		}
 		fmt.Fprintf(stderr, "reach: %v\n", err)
 		return exitError
@@ -58,6 +64,9 @@ func newApp(stdout, stderr io.Writer, exitCode *int) *cli.App {
 		targetsCommand(log),
 		demoCommand(log),
 		benchCommand(log),
+		grabCommand(log),
+		reviewCommand(log),
+		diffCommand(log),
 	}
 	for _, c := range commands {
 		c.OnUsageError = onUsage

@@ -27,6 +27,7 @@ import (
 	"github.com/reachscan/reach/engine/send"
 	"github.com/reachscan/reach/engine/target"
 	"github.com/reachscan/reach/export"
+	"github.com/reachscan/reach/fingerprint"
 )
 
 func scanCommand(log *slog.Logger) *cli.Command {
@@ -34,7 +35,8 @@ func scanCommand(log *slog.Logger) *cli.Command {
 		Name:      "scan",
 		Usage:     "send a TCP SYN probe to every (address, port) pair of the targets",
 		ArgsUsage: "TARGET... (address, CIDR, a-b range, AS number, @FILE)",
-		Flags: append(append(targetFlags(), orderFlags()...),
+		Flags: append(append(append(targetFlags(), orderFlags()...), grabFlags()...),
+			&cli.BoolFlag{Name: "banners", Usage: "grab a banner from every open port while the scan runs and identify its service (see reach grab; stdout lines become ip,port,service,product,version,status)"},
 			&cli.Float64Flag{Name: "rate", Aliases: []string{"r"}, Value: 10000, Usage: "send rate in packets per second across all threads (fractions allowed; 0 = as fast as possible)"},
 			&cli.StringFlag{Name: "bandwidth", Aliases: []string{"B"}, Usage: "send rate as on-wire bandwidth in bit/s, with K, M or G suffix (overrides --rate)"},
 			&cli.IntFlag{Name: "sender-threads", Aliases: []string{"T"}, Usage: "sender threads, each with its own socket (default: one per 250 kpps of --rate, at most one per core)"},
@@ -107,7 +109,41 @@ func scanCommand(log *slog.Logger) *cli.Command {
 			var row export.Row
 			var writeErr error
 			line := make([]byte, 0, 32)
+			var grabs *fingerprint.Batch
+			var sw *syncWriter
+			if c.Bool("banners") && !cfg.DryRun {
+				pool, err := newPool(c)
+				if err != nil {
+					return err
+				}
+				grabs = pool.Start(ctx)
+				sw = &syncWriter{file: file, out: out}
+			}
 			cfg.OnHit = func(h *recv.Hit) {
+				if grabs != nil {
+					if h.Status != recv.Open && !closed {
+						return
+					}
+					r := &export.Row{Time: h.Time, Addr: h.Addr, Port: h.Port, Status: h.Status.String(), TTL: h.TTL,
+						Window: h.Window, MSS: h.MSS, Probe: h.Probe, Shard: shard}
+					if h.Status != recv.Open {
+						l := ""
+						if file == nil {
+							l = strings.TrimSuffix(string(appendPair(nil, h.Addr, h.Port)), "\n") + ",closed\n"
+						}
+						sw.write(r, l)
+						return
+					}
+					grabs.Submit(fingerprint.Target{AddrPort: netip.AddrPortFrom(addrOf(h.Addr), h.Port)}, func(res fingerprint.Result) {
+						applyGrab(r, res)
+						if file != nil {
+							sw.write(r, "")
+						} else {
+							sw.write(r, grabLine(r))
+						}
+					})
+					return
+				}
 				if h.Status != recv.Open && !closed {
 					return
 				}
@@ -129,6 +165,11 @@ func scanCommand(log *slog.Logger) *cli.Command {
 			}
 			started := time.Now()
 			res, err := scan.Run(ctx, cfg)
+			if grabs != nil {
+				log.Info("scan done; finishing the banner grabs")
+				grabs.Wait()
+				writeErr = sw.err
+			}
 			if ferr := out.Flush(); ferr != nil {
 				err = errors.Join(err, fmt.Errorf("write results: %w", ferr))
 			}

@@ -5,7 +5,9 @@
 // The grabber sends SSLRequest. A server that answers 'S' is upgraded to TLS
 // (offering ALPN "postgresql", which PostgreSQL 17 requires when ALPN is
 // sent); one that answers 'N' stays in plain text. It then sends a
-// StartupMessage for user "reach" and database "reach" and reads the reply:
+// StartupMessage for user "postgres" and database "postgres" (the
+// superuser and database every installation starts with, so a server that
+// trusts the network answers with its version) and reads the reply:
 // an authentication request (credentials required), AuthenticationOk (no
 // credentials: Auth none) followed by ParameterStatus messages, or an
 // ErrorResponse. Version comes only from the server_version parameter, which
@@ -116,7 +118,7 @@ func (g *Grabber) Grab(ctx context.Context, conn net.Conn, t fingerprint.Target)
 		return fingerprint.Result{}, fmt.Errorf("postgres: ssl answer %q: %w", ans[:n], fingerprint.ErrNotRecognised)
 	}
 
-	if _, err := conn.Write(startupMessage("user", "reach", "database", "reach")); err != nil {
+	if _, err := conn.Write(startupMessage("user", "postgres", "database", "postgres")); err != nil {
 		return res, fmt.Errorf("postgres: send startup: %w", err)
 	}
 	rec := &recorder{r: conn, max: limit}

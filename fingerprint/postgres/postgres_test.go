@@ -28,7 +28,7 @@ func msg(typ byte, body ...string) string {
 
 func i32(v uint32) string { return string(binary.BigEndian.AppendUint32(nil, v)) }
 
-var startup = string(startupMessage("user", "reach", "database", "reach"))
+var startup = string(startupMessage("user", "postgres", "database", "postgres"))
 
 func expectBytes(want string) grabtest.Step {
 	return grabtest.ExpectN(len(want), func(t testing.TB, b []byte) {
@@ -46,7 +46,7 @@ var (
 	paramEnc    = msg('S', "server_encoding\x00", "UTF8\x00")
 	keyData     = msg('K', i32(1234), i32(5678))
 	ready       = msg('Z', "I")
-	errNoHBA    = msg('E', "SFATAL\x00", "VFATAL\x00", "C28000\x00", "Mno pg_hba.conf entry for host \"198.18.0.1\", user \"reach\", database \"reach\", no encryption\x00", "Fauth.c\x00", "\x00")
+	errNoHBA    = msg('E', "SFATAL\x00", "VFATAL\x00", "C28000\x00", "Mno pg_hba.conf entry for host \"198.18.0.1\", user \"postgres\", database \"postgres\", no encryption\x00", "Fauth.c\x00", "\x00")
 	errNoRole   = msg('E', "SFATAL\x00", "VFATAL\x00", "C28000\x00", "Mrole \"reach\" does not exist\x00", "\x00")
 	errStarting = msg('E', "SFATAL\x00", "C57P03\x00", "Mthe database system is starting up\x00", "\x00")
 )
@@ -76,7 +76,7 @@ func TestGrab(t *testing.T) {
 		{
 			name: "no pg_hba entry", ssl: "N", reply: errNoHBA,
 			want: fingerprint.Result{Auth: fingerprint.AuthRequired, Details: map[string]string{"ssl": "no", "error_code": "28000",
-				"error_message": `no pg_hba.conf entry for host "198.18.0.1", user "reach", database "reach", no encryption`}},
+				"error_message": `no pg_hba.conf entry for host "198.18.0.1", user "postgres", database "postgres", no encryption`}},
 		},
 		{
 			// trust lets anyone in as an existing role; the role check comes after AuthenticationOk
@@ -205,8 +205,8 @@ func TestHostileLength(t *testing.T) {
 }
 
 func TestStartupMessage(t *testing.T) {
-	// Int32 length, Int32 196608, "user\0reach\0database\0reach\0", final \0
-	want := "\x00\x00\x00\x23\x00\x03\x00\x00user\x00reach\x00database\x00reach\x00\x00"
+	// Int32 length, Int32 196608, "user\0postgres\0database\0postgres\0", final \0
+	want := "\x00\x00\x00\x29\x00\x03\x00\x00user\x00postgres\x00database\x00postgres\x00\x00"
 	if startup != want {
 		t.Errorf("startup = %q, want %q", startup, want)
 	}
