@@ -64,11 +64,14 @@ bench: build
 	$(GO) test -run '^$$' -bench '^BenchmarkRingbufRead$$' -benchtime 200000x -benchmem -count 5 ./bpf | tee -a bench-out/micro.txt
 	$(GO) test -run '^$$' -bench '^BenchmarkWrite$$' -benchtime 200000x -benchmem -count 5 ./export | tee -a bench-out/micro.txt
 
-# fuzz: run every fuzz target for FUZZTIME each.
+# fuzz: run every fuzz target of every package for FUZZTIME each.
 fuzz: deps
-	$(GO) test ./engine/target -run '^$$' -fuzz '^FuzzParseEntry$$' -fuzztime $(FUZZTIME)
-	$(GO) test ./engine/target -run '^$$' -fuzz '^FuzzParsePorts$$' -fuzztime $(FUZZTIME)
-	$(GO) test ./engine/packet -run '^$$' -fuzz '^FuzzDecodeReply$$' -fuzztime $(FUZZTIME)
+	@for f in $$(grep -rl --include='*_test.go' '^func Fuzz' .); do \
+	  pkg=./$$(dirname $$f); \
+	  for t in $$(grep -o '^func Fuzz[A-Za-z0-9_]*' $$f | cut -c6-); do \
+	    echo "== $$pkg $$t"; $(GO) test $$pkg -run '^$$' -fuzz "^$$t\$$" -fuzztime $(FUZZTIME) || exit 1; \
+	  done; \
+	done
 
 # demo: the main job on the built-in simulated network: build it (network
 # namespaces, veth, an XDP responder with a known ground truth; addresses in

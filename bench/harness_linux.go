@@ -2,6 +2,7 @@ package bench
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -138,10 +139,14 @@ type Run struct {
 	// ResponderTX and ResponderTXErrors are the far side's XDP_TX
 	// counters: replies sent, and replies the veth could not transmit (a
 	// reply lost there is the responder's, not the tool's).
-	ResponderTX       uint64  `json:"responder_tx,omitempty"`
-	ResponderTXErrors uint64  `json:"responder_tx_errors,omitempty"`
-	Seconds           float64 `json:"seconds"`
-	Error             string  `json:"error,omitempty"`
+	ResponderTX       uint64 `json:"responder_tx,omitempty"`
+	ResponderTXErrors uint64 `json:"responder_tx_errors,omitempty"`
+	// SendDrops are frames the scanner's veth end dropped on transmit
+	// (its TX dropped counter): probes that never reached the far side,
+	// so a miss there is the sender's burst overflowing the veth ring.
+	SendDrops uint64  `json:"send_drops"`
+	Seconds   float64 `json:"seconds"`
+	Error     string  `json:"error,omitempty"`
 }
 
 // Run measures every configuration, cfg.Runs times, alternating the tools
@@ -209,7 +214,7 @@ func (r Run) line() string {
 	}
 	s := fmt.Sprintf("%-6s %-7s T%d rate %-7s achieved %9.0f pps, cpu %.2f s/M", r.Mode, r.Tool, r.Threads, rateText(r.RateAsked), r.RateAchieved, r.CPUPerM)
 	if r.Mode == ModeRecall {
-		s += fmt.Sprintf(", recall %.4f (%d/%d), false+ %d, dups %d, responder tx errors %d", r.Recall, r.Found, r.Truth, r.FalsePositives, r.Duplicates, r.ResponderTXErrors)
+		s += fmt.Sprintf(", recall %.4f (%d/%d), false+ %d, dups %d, send drops %d, responder tx errors %d", r.Recall, r.Found, r.Truth, r.FalsePositives, r.Duplicates, r.SendDrops, r.ResponderTXErrors)
 	}
 	return s
 }
@@ -295,10 +300,32 @@ func (h *Harness) one(ctx context.Context, mode, tool string, threads, rate, rou
 		err = h.recall(ctx, &r, cmd, smp, inv, stderr, s.cool)
 	}
 	r.Seconds = time.Since(start).Seconds()
+	if d, derr := txDropped(ctx, nw); derr == nil {
+		r.SendDrops = d
+	}
 	if err != nil {
 		return r, err
 	}
 	return r, nil
+}
+
+// txDropped reads the TX dropped counter of the scanner's veth end.
+func txDropped(ctx context.Context, nw *testnet.Network) (uint64, error) {
+	out, err := nw.Command(ctx, nw.Scan, "ip", "-s", "-j", "link", "show", "dev", nw.ScanIf).Output()
+	if err != nil {
+		return 0, err
+	}
+	var links []struct {
+		Stats struct {
+			TX struct {
+				Dropped uint64 `json:"dropped"`
+			} `json:"tx"`
+		} `json:"stats64"`
+	}
+	if err := json.Unmarshal(out, &links); err != nil || len(links) != 1 {
+		return 0, fmt.Errorf("ip -s -j link: %v", err)
+	}
+	return links[0].Stats.TX.Dropped, nil
 }
 
 // measureWindow samples the far side's drop counter and the tool's CPU time

@@ -66,6 +66,7 @@ type Summary struct {
 	Recall     *Stat              `json:"recall,omitempty"`
 	FalsePos   int                `json:"false_positives_max"`
 	Duplicates int                `json:"duplicates_max"`
+	SendDrops  uint64             `json:"send_drops_max"`
 	Ratios     map[string]float64 `json:"ratios,omitempty"`
 }
 
@@ -123,6 +124,7 @@ func summarise(runs []Run) []Summary {
 			}
 			s.FalsePos = max(s.FalsePos, r.FalsePositives)
 			s.Duplicates = max(s.Duplicates, r.Duplicates)
+			s.SendDrops = max(s.SendDrops, r.SendDrops)
 		}
 		s.Rate, s.CPUPerM = stat(rate), stat(cpu)
 		if k.mode == ModeRecall {
@@ -195,14 +197,15 @@ func (r *Report) WriteTable(w io.Writer) error {
 	}
 	sort.Strings(tools)
 	fmt.Fprintf(w, "versions: %s\n", strings.Join(tools, "; "))
-	fmt.Fprintln(w, "rates are medians [min–max] of the runs; recall is the share of ground-truth open pairs reported")
+	fmt.Fprintln(w, "rates are medians [min–max] of the runs; recall is the share of ground-truth open pairs reported;")
+	fmt.Fprintln(w, "false+, dups and send drops (probes the scanner's veth dropped on transmit) are the worst run's")
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "mode\ttool\tthreads\trate asked\trate achieved (pps)\trecall\tfalse+\tdups\tCPU-s per M probes\tvs ZMap\tvs masscan\truns")
+	fmt.Fprintln(tw, "mode\ttool\tthreads\trate asked\trate achieved (pps)\trecall\tfalse+\tdups\tsend drops\tCPU-s per M probes\tvs ZMap\tvs masscan\truns")
 	for _, s := range r.Summary {
-		rec, fp, dups := "—", "—", "—"
+		rec, fp, dups, drops := "—", "—", "—", "—"
 		if s.Recall != nil && s.Runs > s.Failed {
 			rec = fmt.Sprintf("%.4f [%.4f–%.4f]", s.Recall.Median, s.Recall.Min, s.Recall.Max)
-			fp, dups = fmt.Sprint(s.FalsePos), fmt.Sprint(s.Duplicates)
+			fp, dups, drops = fmt.Sprint(s.FalsePos), fmt.Sprint(s.Duplicates), fmt.Sprint(s.SendDrops)
 		}
 		rate, cpu := "failed", "—"
 		if s.Runs > s.Failed {
@@ -220,7 +223,7 @@ func (r *Report) WriteTable(w io.Writer) error {
 		if s.Failed > 0 {
 			runs = fmt.Sprintf("%d (%d failed)", s.Runs, s.Failed)
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", s.Mode, s.Tool, s.Threads, rateText(s.RateAsked), rate, rec, fp, dups, cpu, vz, vm, runs)
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", s.Mode, s.Tool, s.Threads, rateText(s.RateAsked), rate, rec, fp, dups, drops, cpu, vz, vm, runs)
 	}
 	if err := tw.Flush(); err != nil {
 		return err

@@ -176,7 +176,13 @@ func (a *attempt) identify(ctx context.Context) (Result, error) {
 		pctx, cancel := a.probeContext(ctx)
 		res, err, done := a.run(pctx, g, false)
 		cancel()
-		if done && (res.Service != "" || ctx.Err() != nil || errors.As(err, new(errStop))) {
+		if res.Service != "" {
+			return res, err
+		}
+		if ctx.Err() != nil {
+			break // out of time: keep what the server said, if anything
+		}
+		if done && errors.As(err, new(errStop)) {
 			return res, err
 		}
 		note(err)
@@ -192,6 +198,9 @@ func (a *attempt) identify(ctx context.Context) (Result, error) {
 			return res, err
 		}
 		note(err)
+	}
+	if ctx.Err() != nil {
+		return Result{}, ctx.Err()
 	}
 	if last != nil && !errors.Is(last, ErrNotRecognised) {
 		return Result{}, last

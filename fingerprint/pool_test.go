@@ -113,6 +113,14 @@ func TestPoolIdentifiesByWhatAnswers(t *testing.T) {
 		}
 	})
 	silent := server(t, func(c net.Conn) { time.Sleep(3 * time.Second) })
+	trickle := server(t, func(c net.Conn) {
+		for range 200 { // a byte every 50 ms, longer than the deadline
+			if _, err := c.Write([]byte("x")); err != nil {
+				return
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+	})
 	talker := server(t, func(c net.Conn) { c.Write([]byte("WELCOME TO THE LAB CONTROLLER v2\r\n")); time.Sleep(time.Second) })
 	ap := func(s string) netip.AddrPort { return netip.MustParseAddrPort(s) }
 	routes := map[netip.AddrPort]string{
@@ -122,6 +130,7 @@ func TestPoolIdentifiesByWhatAnswers(t *testing.T) {
 		ap("198.51.100.4:9999"): https,                 // HTTPS on an unusual port
 		ap("198.51.100.5:6379"): silent,
 		ap("198.51.100.6:4000"): talker,
+		ap("198.51.100.8:4100"): trickle,
 	}
 	pool, err := fingerprint.NewPool(fingerprint.PoolConfig{Grabbers: registry.Grabbers(), Fallback: registry.Fallback(),
 		Dial: dialer(routes), Timeout: 1500 * time.Millisecond, Greeting: 400 * time.Millisecond})
@@ -141,6 +150,8 @@ func TestPoolIdentifiesByWhatAnswers(t *testing.T) {
 		{"198.51.100.5:6379", fingerprint.StatusTimeout, "", "", "", "", "", false},
 		{"198.51.100.6:4000", fingerprint.StatusSuccess, "banner", "", "", "", "", false},
 		{"198.51.100.7:22", fingerprint.StatusRefused, "", "", "", "", "", false},
+		// trickles forever: the deadline holds, and the bytes it sent are kept
+		{"198.51.100.8:4100", fingerprint.StatusSuccess, "banner", "", "", "", "", false},
 	} {
 		t.Run(tc.target, func(t *testing.T) {
 			start := time.Now()
@@ -161,7 +172,7 @@ func TestPoolIdentifiesByWhatAnswers(t *testing.T) {
 			if res.Target != ap(tc.target) || res.Time.IsZero() {
 				t.Errorf("envelope target %v time %v", res.Target, res.Time)
 			}
-			if tc.service == "banner" && string(res.Banner) != "WELCOME TO THE LAB CONTROLLER v2\r\n" {
+			if tc.target == "198.51.100.6:4000" && string(res.Banner) != "WELCOME TO THE LAB CONTROLLER v2\r\n" {
 				t.Errorf("banner %q", res.Banner)
 			}
 		})

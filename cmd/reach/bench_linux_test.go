@@ -187,3 +187,59 @@ func TestBenchHarness(t *testing.T) {
 		t.Errorf("no table on stdout:\n%s", stdout.String())
 	}
 }
+
+// BenchmarkGrabNginx grabs 5,000 times from the simulated network's nginx
+// (198.19.1.1:80) with reach grab's default pool, and with the
+// per-address cap raised to the worker count, and reports grabs per
+// second. Every grab must identify nginx.
+func BenchmarkGrabNginx(b *testing.B) {
+	if err := testnet.Available(); err != nil {
+		b.Skipf("simulated network unavailable: %v", err)
+	}
+	const n = 5000
+	list := filepath.Join(b.TempDir(), "targets.txt")
+	if err := os.WriteFile(list, []byte(strings.Repeat("198.19.1.1:80\n", n)), 0o644); err != nil {
+		b.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name string
+		args []string
+	}{
+		{"default", nil},
+		{"per-host-256", []string{"--grab-per-host", "256"}},
+	} {
+		b.Run(tc.name, func(b *testing.B) {
+			for b.Loop() {
+				ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+				nw, err := testnet.New(ctx, testnet.Options{AnyIP: true, GRO: true})
+				if err != nil {
+					b.Fatal(err)
+				}
+				if err := nw.StartServers(ctx); err != nil {
+					nw.Close()
+					b.Fatal(err)
+				}
+				self, _ := os.Executable()
+				args := append(append([]string{"grab"}, tc.args...), list)
+				cmd := nw.Command(ctx, nw.Scan, self, args...)
+				cmd.Env = append(os.Environ(), "REACH_RUN_MAIN=1")
+				var out, errb strings.Builder
+				cmd.Stdout, cmd.Stderr = &out, &errb
+				start := time.Now()
+				err = cmd.Run()
+				el := time.Since(start)
+				nw.Close()
+				cancel()
+				if err != nil {
+					b.Fatalf("%v\n%s", err, errb.String())
+				}
+				if got := strings.Count(out.String(), ",http,nginx,"); got != n {
+					b.Fatalf("%d of %d grabs identified nginx\n%s", got, n, errb.String())
+				}
+				b.ReportMetric(n/el.Seconds(), "grabs/s")
+				cpu := cmd.ProcessState.UserTime() + cmd.ProcessState.SystemTime()
+				b.ReportMetric(cpu.Seconds()/n*1e6, "cpu-µs/grab")
+			}
+		})
+	}
+}

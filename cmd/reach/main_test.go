@@ -4,10 +4,12 @@ import (
 	"bytes"
 	"errors"
 	"flag"
+	"github.com/reachscan/reach/export"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -208,5 +210,123 @@ func TestBadInputExitsTwoAndPrintsNothing(t *testing.T) {
 		if code != exitUsage || out != "" || !strings.Contains(errs, tt.err) {
 			t.Errorf("%v: exit %d, stdout %q, stderr %q; want exit 2, no output, %q", tt.args, code, out, errs, tt.err)
 		}
+	}
+}
+
+// FuzzParseIPPort checks the grab target-list parser: whatever it accepts
+// is an IPv4 address and a port 1-65535 that read back the same when
+// written as ip,port and as ip:port.
+func FuzzParseIPPort(f *testing.F) {
+	f.Add("198.51.100.7,443")          // the CSV form
+	f.Add("198.51.100.7:22")           // the ip:port form
+	f.Add("198.51.100.7,80,open,http") // a CSV line with more columns
+	f.Add("198.51.100.7,0")            // port 0: refused
+	f.Add("::1:22")                    // IPv6: refused
+	f.Add("198.51.100.7,65536")        // port out of range
+	f.Add(" 198.51.100.7 , 8080 ")     // spaces around CSV fields
+	f.Fuzz(func(t *testing.T, s string) {
+		a, p, err := parseIPPort(s)
+		if err != nil {
+			return
+		}
+		if !a.Is4() || p == 0 {
+			t.Fatalf("%q: accepted %v port %d", s, a, p)
+		}
+		for _, back := range []string{a.String() + "," + strconv.Itoa(int(p)), a.String() + ":" + strconv.Itoa(int(p))} {
+			a2, p2, err := parseIPPort(back)
+			if err != nil || a2 != a || p2 != p {
+				t.Fatalf("%q → %v %d → %q → %v %d %v", s, a, p, back, a2, p2, err)
+			}
+		}
+	})
+}
+
+// TestReviewAndDiff runs reach review and reach diff on the fixture scan of
+// the exposure package: verdicts, -o output, --fail-on exit codes, and a
+// malformed policy's file:line:column.
+func TestReviewAndDiff(t *testing.T) {
+	const scan, policy = "../../exposure/testdata/demo-scan.ndjson", "../../exposure/testdata/demo-policy.yaml"
+	dir := t.TempDir()
+	findings := filepath.Join(dir, "findings.csv")
+	out, errs, code := reach(t, "review", "--policy", policy, "-o", findings, scan)
+	if code != 0 || !strings.Contains(out, "7 open ports on 5 hosts: 3 unexpected, 1 ownerless, 3 expected") ||
+		!strings.Contains(out, "critical  unexpected  198.19.1.3:6379") {
+		t.Fatalf("review: exit %d\n%s\n%s", code, out, errs)
+	}
+	rows, err := export.ReadFile(findings)
+	if err != nil || len(rows) != 7 {
+		t.Fatalf("findings: %d rows, %v", len(rows), err)
+	}
+	kinds := map[string]int{}
+	for _, r := range rows {
+		kinds[r.Finding]++
+		if r.Severity == "" || r.Class == "" || r.Reason == "" {
+			t.Errorf("finding without class, severity or reason: %+v", r)
+		}
+	}
+	if kinds["unexpected"] != 3 || kinds["ownerless"] != 1 || kinds["expected"] != 3 {
+		t.Errorf("findings by kind %v", kinds)
+	}
+	for _, tc := range []struct {
+		failOn string
+		code   int
+	}{{"critical", exitFail}, {"info", exitFail}, {"bogus", exitUsage}} {
+		if _, errs, code := reach(t, "review", "--policy", policy, "--fail-on", tc.failOn, scan); code != tc.code {
+			t.Errorf("--fail-on %s: exit %d, want %d\n%s", tc.failOn, code, tc.code, errs)
+		}
+	}
+	bad := filepath.Join(dir, "bad.yaml")
+	os.WriteFile(bad, []byte("rules:\n  - match: 198.19.0.0/33\n"), 0o644)
+	if _, errs, code := reach(t, "review", "--policy", bad, scan); code != exitUsage || !strings.Contains(errs, "bad.yaml:2:12:") {
+		t.Errorf("bad policy: exit %d, %q; want 2 and bad.yaml:2:12", code, errs)
+	}
+	if _, errs, code := reach(t, "review", scan, "--fail-on", "high"); code != exitUsage || !strings.Contains(errs, "flags go before the files") {
+		t.Errorf("flag after the files: exit %d, %q", code, errs)
+	}
+
+	// the next scan: 6379 gone, nginx upgraded, 9200 new
+	old, err := export.ReadFile(scan)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var cur []export.Row
+	for _, r := range old {
+		switch {
+		case r.Port == 6379:
+			continue
+		case r.Product == "nginx":
+			r.Version = "1.26.0"
+		}
+		cur = append(cur, r)
+	}
+	es := old[0]
+	es.Port, es.Service, es.Product, es.Version, es.Auth = 9200, "elasticsearch", "Elasticsearch", "8.13.0", "none"
+	cur = append(cur, es)
+	next := filepath.Join(dir, "next.parquet")
+	w, err := export.Create(next, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range cur {
+		w.Write(&cur[i])
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	changes := filepath.Join(dir, "changes.jsonl")
+	out, errs, code = reach(t, "diff", "--fail-on", "critical", "-o", changes, scan, next)
+	if code != exitFail || !strings.Contains(out, "198.19.1.1:9200") || !strings.Contains(out, "1.24.0 → 1.26.0") {
+		t.Fatalf("diff: exit %d\n%s\n%s", code, out, errs)
+	}
+	rows, err = export.ReadFile(changes)
+	kinds = map[string]int{}
+	for _, r := range rows {
+		kinds[r.Finding]++
+	}
+	if err != nil || kinds["new"] != 1 || kinds["gone"] != 1 || kinds["changed"] != 3 {
+		t.Errorf("changes by kind %v (%v); want 1 new, 1 gone, 3 changed (nginx on 80, 443, 8443)", kinds, err)
+	}
+	if _, _, code := reach(t, "diff", scan); code != exitUsage {
+		t.Errorf("diff with one file: exit %d", code)
 	}
 }
