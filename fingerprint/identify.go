@@ -124,7 +124,17 @@ func (a *attempt) run(ctx context.Context, g Grabber, overTLS bool) (Result, err
 	return Result{}, err, false
 }
 
+// identify runs the steps; when the deadline ends them before anything was
+// recognised, what the server said unprompted is still kept as a banner.
 func (a *attempt) identify(ctx context.Context) (Result, error) {
+	res, err := a.steps(ctx)
+	if err != nil && res.Service == "" && expired(ctx) && len(a.banner) > 0 {
+		return Result{Service: "banner", Module: "banner", Banner: a.banner}, nil
+	}
+	return res, err
+}
+
+func (a *attempt) steps(ctx context.Context) (Result, error) {
 	port := a.t.AddrPort.Port()
 	byPort := func(g Grabber) bool { return slices.Contains(g.Ports(), port) }
 	var last error
@@ -179,7 +189,7 @@ func (a *attempt) identify(ctx context.Context) (Result, error) {
 		if res.Service != "" {
 			return res, err
 		}
-		if ctx.Err() != nil {
+		if expired(ctx) {
 			break // out of time: keep what the server said, if anything
 		}
 		if done && errors.As(err, new(errStop)) {
@@ -290,6 +300,13 @@ func (a *attempt) viaTLS(ctx context.Context, byPort func(Grabber) bool) (Result
 		}
 	}
 	return Result{Service: "tls", Module: "tls", TLS: info}, nil, true
+}
+
+// expired reports whether ctx is done or its deadline has passed (its
+// timer may fire a moment after a dial already failed on the deadline).
+func expired(ctx context.Context) bool {
+	dl, ok := ctx.Deadline()
+	return ctx.Err() != nil || (ok && !time.Now().Before(dl))
 }
 
 // probeContext bounds one generic probe to a quarter of the pool's

@@ -121,6 +121,10 @@ func TestPoolIdentifiesByWhatAnswers(t *testing.T) {
 			time.Sleep(50 * time.Millisecond)
 		}
 	})
+	garbage := server(t, func(c net.Conn) {
+		c.Write([]byte("\x00\x01NOT TLS\xff\xfe\r\n"))
+		time.Sleep(time.Second)
+	})
 	talker := server(t, func(c net.Conn) { c.Write([]byte("WELCOME TO THE LAB CONTROLLER v2\r\n")); time.Sleep(time.Second) })
 	ap := func(s string) netip.AddrPort { return netip.MustParseAddrPort(s) }
 	routes := map[netip.AddrPort]string{
@@ -131,6 +135,7 @@ func TestPoolIdentifiesByWhatAnswers(t *testing.T) {
 		ap("198.51.100.5:6379"): silent,
 		ap("198.51.100.6:4000"): talker,
 		ap("198.51.100.8:4100"): trickle,
+		ap("198.51.100.9:443"):  garbage, // garbage where TLS is expected
 	}
 	pool, err := fingerprint.NewPool(fingerprint.PoolConfig{Grabbers: registry.Grabbers(), Fallback: registry.Fallback(),
 		Dial: dialer(routes), Timeout: 1500 * time.Millisecond, Greeting: 400 * time.Millisecond})
@@ -152,6 +157,7 @@ func TestPoolIdentifiesByWhatAnswers(t *testing.T) {
 		{"198.51.100.7:22", fingerprint.StatusRefused, "", "", "", "", "", false},
 		// trickles forever: the deadline holds, and the bytes it sent are kept
 		{"198.51.100.8:4100", fingerprint.StatusSuccess, "banner", "", "", "", "", false},
+		{"198.51.100.9:443", fingerprint.StatusSuccess, "banner", "", "", "", "", false},
 	} {
 		t.Run(tc.target, func(t *testing.T) {
 			start := time.Now()
