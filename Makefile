@@ -29,8 +29,9 @@ deps:
 	  fi
 	$(GO) mod download
 
+VERSION ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
 build: deps
-	$(GO) build -o $(BIN) ./cmd/reach
+	$(GO) build -ldflags "-X main.version=$(VERSION)" -o $(BIN) ./cmd/reach
 
 # test: vet, lint and the whole suite (fuzz seeds included), one package at
 # a time: the namespace tests measure packets and must not share two cores

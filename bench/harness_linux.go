@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 	"os/exec"
+	"regexp"
 	"runtime"
 	"strconv"
 	"strings"
@@ -141,6 +142,10 @@ type Run struct {
 	// reply lost there is the responder's, not the tool's).
 	ResponderTX       uint64 `json:"responder_tx,omitempty"`
 	ResponderTXErrors uint64 `json:"responder_tx_errors,omitempty"`
+	// ToolFound is the number of open pairs the tool's own status said it
+	// found (masscan's found=), to tell its receive losses from lost
+	// output lines; 0 when the tool does not say.
+	ToolFound int `json:"tool_found,omitempty"`
 	// SendDrops are frames the scanner's veth end dropped on transmit
 	// (its TX dropped counter): probes that never reached the far side,
 	// so a miss there is the sender's burst overflowing the veth ring.
@@ -215,6 +220,9 @@ func (r Run) line() string {
 	s := fmt.Sprintf("%-6s %-7s T%d rate %-7s achieved %9.0f pps, cpu %.2f s/M", r.Mode, r.Tool, r.Threads, rateText(r.RateAsked), r.RateAchieved, r.CPUPerM)
 	if r.Mode == ModeRecall {
 		s += fmt.Sprintf(", recall %.4f (%d/%d), false+ %d, dups %d, send drops %d, responder tx errors %d", r.Recall, r.Found, r.Truth, r.FalsePositives, r.Duplicates, r.SendDrops, r.ResponderTXErrors)
+		if r.ToolFound > 0 {
+			s += fmt.Sprintf(", the tool's own count %d", r.ToolFound)
+		}
 	}
 	return s
 }
@@ -418,6 +426,11 @@ func (h *Harness) recall(ctx context.Context, r *Run, cmd *exec.Cmd, smp *sample
 	r.CPUPerM = r.CPUSeconds / (float64(probes) / 1e6)
 	last := smp.last()
 	r.ResponderTX, r.ResponderTXErrors = last.tx, last.txErrors
+	if r.Tool == Masscan {
+		if m := foundRE.FindAllStringSubmatch(stderr.String(), -1); m != nil {
+			r.ToolFound, _ = strconv.Atoi(m[len(m)-1][1])
+		}
+	}
 	open, dups, err := inv.parse(inv.output)
 	if err != nil {
 		return fmt.Errorf("read %s output: %w", r.Tool, err)
@@ -433,6 +446,8 @@ func (h *Harness) recall(ctx context.Context, r *Run, cmd *exec.Cmd, smp *sample
 	r.Recall = float64(r.Found) / float64(r.Truth)
 	return nil
 }
+
+var foundRE = regexp.MustCompile(`found=(\d+)`)
 
 // stopMasscan ends masscan 1.3.2, which keeps "waiting" with a negative
 // count after its --wait time instead of exiting, and ignores SIGINT then:

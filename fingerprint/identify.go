@@ -76,7 +76,21 @@ func (a *attempt) dial(ctx context.Context) (net.Conn, error) {
 	if dl, ok := ctx.Deadline(); ok {
 		c.SetDeadline(dl)
 	}
-	return c, nil
+	// a cancelled ctx (a hard stop) interrupts a blocked read at once,
+	// not at the deadline
+	stop := context.AfterFunc(ctx, func() { c.SetDeadline(time.Unix(1, 0)) })
+	return &ctxConn{Conn: c, stop: stop}, nil
+}
+
+// ctxConn is a dialled connection tied to its grab's context.
+type ctxConn struct {
+	net.Conn
+	stop func() bool
+}
+
+func (c *ctxConn) Close() error {
+	c.stop()
+	return c.Conn.Close()
 }
 
 // run tries grabber g on a new connection (through TLS when overTLS).

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
-	"slices"
 	"sync"
 	"time"
 
@@ -90,12 +89,25 @@ type Batch struct {
 
 	mu     sync.Mutex
 	cond   *sync.Cond
-	queue  []job
+	addrs  map[netip.Addr]*addrQueue // targets waiting and grabs running, per address
+	ready  []*addrQueue              // addresses with a target waiting and room under the cap, FIFO
+	head   int                       // first live entry of ready
+	queued int                       // targets waiting in all queues
 	closed bool
-	active map[netip.Addr]int // grabs running per address
 
 	wg sync.WaitGroup
 }
+
+// addrQueue is one address's waiting targets (FIFO) and running grabs.
+type addrQueue struct {
+	addr   netip.Addr
+	jobs   []job
+	first  int // first waiting job of jobs
+	active int
+	ready  bool // in Batch.ready
+}
+
+func (q *addrQueue) waiting() int { return len(q.jobs) - q.first }
 
 type job struct {
 	t    Target
@@ -104,15 +116,19 @@ type job struct {
 
 // Start starts the pool's workers; they stop when ctx ends or after Wait.
 func (p *Pool) Start(ctx context.Context) *Batch {
-	b := &Batch{p: p, ctx: ctx, active: map[netip.Addr]int{}}
+	b := &Batch{p: p, ctx: ctx, addrs: map[netip.Addr]*addrQueue{}}
 	b.cond = sync.NewCond(&b.mu)
 	if p.cfg.Rate > 0 {
 		b.limiter = rate.NewLimiter(rate.Limit(p.cfg.Rate), max(1, int(p.cfg.Rate/10)))
 	}
-	// wake the workers when ctx ends, so they return
+	// when ctx ends the cap no longer holds (the grabs end at once): make
+	// every waiting address ready and wake the workers
 	stop := context.AfterFunc(ctx, func() {
 		b.mu.Lock()
 		b.closed = true
+		for _, q := range b.addrs {
+			b.makeReady(q)
+		}
 		b.cond.Broadcast()
 		b.mu.Unlock()
 	})
@@ -124,14 +140,32 @@ func (p *Pool) Start(ctx context.Context) *Batch {
 	return b
 }
 
+// makeReady queues q's address for a worker when it has a target waiting
+// and room under the per-address cap (or ctx has ended). b.mu is held.
+func (b *Batch) makeReady(q *addrQueue) {
+	if q.ready || q.waiting() == 0 || (q.active >= b.p.cfg.PerAddr && b.ctx.Err() == nil) {
+		return
+	}
+	q.ready = true
+	b.ready = append(b.ready, q)
+}
+
 // Submit queues t; done receives its result from a worker goroutine. It
 // never blocks (the queue grows), so a receiver can call it per hit.
 func (b *Batch) Submit(t Target, done func(Result)) {
 	if t.MaxBanner == 0 {
 		t.MaxBanner = b.p.cfg.MaxBanner
 	}
+	a := t.AddrPort.Addr()
 	b.mu.Lock()
-	b.queue = append(b.queue, job{t, done})
+	q := b.addrs[a]
+	if q == nil {
+		q = &addrQueue{addr: a}
+		b.addrs[a] = q
+	}
+	q.jobs = append(q.jobs, job{t, done})
+	b.queued++
+	b.makeReady(q)
 	b.cond.Signal()
 	b.mu.Unlock()
 }
@@ -147,26 +181,34 @@ func (b *Batch) Wait() {
 	b.wg.Wait()
 }
 
-// next takes the first queued job whose address is under its cap.
+// next takes the first target of the first ready address, round-robin
+// across addresses. It costs O(1) whatever the queue's length.
 func (b *Batch) next() (job, bool) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	for {
-		if b.ctx.Err() != nil && len(b.queue) > 0 {
-			j := b.queue[0]
-			b.queue = b.queue[1:]
-			b.active[j.t.AddrPort.Addr()]++
+		if b.head < len(b.ready) {
+			q := b.ready[b.head]
+			b.ready[b.head] = nil
+			if b.head++; b.head == len(b.ready) {
+				b.ready, b.head = b.ready[:0], 0
+			} else if b.head > 1024 && 2*b.head > len(b.ready) {
+				b.ready, b.head = append(b.ready[:0], b.ready[b.head:]...), 0
+			}
+			q.ready = false
+			j := q.jobs[q.first]
+			q.jobs[q.first] = job{}
+			if q.first++; q.first == len(q.jobs) {
+				q.jobs, q.first = q.jobs[:0], 0
+			} else if q.first > 1024 && 2*q.first > len(q.jobs) {
+				q.jobs, q.first = append(q.jobs[:0], q.jobs[q.first:]...), 0
+			}
+			b.queued--
+			q.active++
+			b.makeReady(q) // to the back of the line: fair across addresses
 			return j, true
 		}
-		for i, j := range b.queue {
-			a := j.t.AddrPort.Addr()
-			if b.active[a] < b.p.cfg.PerAddr {
-				b.queue = slices.Delete(b.queue, i, i+1)
-				b.active[a]++
-				return j, true
-			}
-		}
-		if b.closed && len(b.queue) == 0 {
+		if b.closed && b.queued == 0 {
 			return job{}, false
 		}
 		b.cond.Wait()
@@ -182,11 +224,19 @@ func (b *Batch) work() {
 		}
 		res := b.p.grab(b.ctx, j.t, b.limiter)
 		b.mu.Lock()
-		a := j.t.AddrPort.Addr()
-		if b.active[a]--; b.active[a] == 0 {
-			delete(b.active, a)
+		q := b.addrs[j.t.AddrPort.Addr()]
+		q.active--
+		if q.active == 0 && q.waiting() == 0 {
+			delete(b.addrs, q.addr)
+		} else if !q.ready {
+			b.makeReady(q)
+			if q.ready {
+				b.cond.Signal()
+			}
 		}
-		b.cond.Broadcast()
+		if b.closed && b.queued == 0 {
+			b.cond.Broadcast() // the idle workers can return
+		}
 		b.mu.Unlock()
 		if j.done != nil {
 			j.done(res)

@@ -1,11 +1,16 @@
 package fingerprint_test
 
 import (
+	"bufio"
 	"context"
+	"fmt"
+	"io"
 	"net"
 	"net/netip"
+	"os"
+	"os/exec"
 	"runtime"
-	"sync"
+	"strings"
 	"sync/atomic"
 	"syscall"
 	"testing"
@@ -15,46 +20,70 @@ import (
 	"github.com/reachscan/reach/fingerprint/registry"
 )
 
-// BenchmarkPoolMemory holds 10,000 grabs in flight at once against a
-// loopback server that accepts and never speaks (each grab waits in its
-// greeting read), and reports the Go heap and goroutine stacks per grab.
-// Both ends live in this process, so it needs 20,000+ file descriptors; it
-// raises RLIMIT_NOFILE up to the hard limit and skips when that is short.
-func BenchmarkPoolMemory(b *testing.B) {
-	const n = 10_000
-	var lim syscall.Rlimit
-	syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim)
-	if lim.Cur < 2*n+100 {
-		lim.Cur = min(lim.Max, 2*n+1000)
-		syscall.Setrlimit(syscall.RLIMIT_NOFILE, &lim)
-	}
-	if lim.Cur < 2*n+100 {
-		b.Skipf("RLIMIT_NOFILE %d: need %d descriptors", lim.Cur, 2*n+100)
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer ln.Close()
-	var open atomic.Int64
-	var mu sync.Mutex
-	var held []net.Conn
-	go func() {
+// TestMain lets the benchmark re-run this binary as a holding server
+// (REACH_HOLD_SERVER=1): it listens on loopback, prints its address,
+// accepts every connection and never speaks, so the grabs' descriptors
+// and the server's live in two processes.
+func TestMain(m *testing.M) {
+	if os.Getenv("REACH_HOLD_SERVER") == "1" {
+		raiseNoFile(12_000)
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			os.Exit(1)
+		}
+		fmt.Println(ln.Addr())
 		for {
 			c, err := ln.Accept()
 			if err != nil {
-				return
+				os.Exit(0)
 			}
-			mu.Lock()
-			held = append(held, c) // silent: the grab waits for a greeting
-			mu.Unlock()
-			open.Add(1)
+			go func() { io.Copy(io.Discard, c); c.Close() }() // holds c, says nothing
 		}
-	}()
-	to := ln.Addr().String()
+	}
+	os.Exit(m.Run())
+}
+
+func raiseNoFile(n uint64) uint64 {
+	var lim syscall.Rlimit
+	syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim)
+	if lim.Cur < n {
+		lim.Cur = min(lim.Max, n)
+		syscall.Setrlimit(syscall.RLIMIT_NOFILE, &lim)
+	}
+	syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim)
+	return lim.Cur
+}
+
+// BenchmarkPoolMemory holds 10,000 grabs in flight at once against a
+// loopback server (this binary re-run as a child) that accepts and never
+// speaks, so each grab waits in its greeting read, and reports the Go heap
+// and goroutine stacks per grab.
+func BenchmarkPoolMemory(b *testing.B) {
+	const n = 10_000
+	if got := raiseNoFile(n + 1000); got < n+1000 {
+		b.Skipf("RLIMIT_NOFILE %d: need %d descriptors", got, n+1000)
+	}
+	self, _ := os.Executable()
+	srv := exec.Command(self)
+	srv.Env = append(os.Environ(), "REACH_HOLD_SERVER=1")
+	stdout, _ := srv.StdoutPipe()
+	if err := srv.Start(); err != nil {
+		b.Fatal(err)
+	}
+	defer func() { srv.Process.Kill(); srv.Wait() }()
+	line, err := bufio.NewReader(stdout).ReadString('\n')
+	if err != nil {
+		b.Fatal(err)
+	}
+	to := strings.TrimSpace(line)
+	var open atomic.Int64
 	dial := func(ctx context.Context, network, _ string) (net.Conn, error) {
 		var d net.Dialer
-		return d.DialContext(ctx, network, to)
+		c, err := d.DialContext(ctx, network, to)
+		if err == nil {
+			open.Add(1)
+		}
+		return c, err
 	}
 	for b.Loop() {
 		pool, err := fingerprint.NewPool(fingerprint.PoolConfig{Grabbers: registry.Grabbers(), Dial: dial,
@@ -84,12 +113,6 @@ func BenchmarkPoolMemory(b *testing.B) {
 		b.ReportMetric((heap+stack)/(1<<20), "MiB/10k-grabs")
 		cancel()
 		batch.Wait()
-		mu.Lock()
-		for _, c := range held {
-			c.Close()
-		}
-		held = held[:0]
-		mu.Unlock()
 		open.Store(0)
 	}
 }

@@ -254,3 +254,40 @@ func (c *countedConn) Close() error {
 	c.once.Do(func() { c.n.Add(-1) })
 	return c.Conn.Close()
 }
+
+// TestPoolCancel checks that cancelling the batch's context (a hard stop)
+// ends grabs blocked in a read at once, not at their deadline, and that
+// every target still gets its one result.
+func TestPoolCancel(t *testing.T) {
+	silent := server(t, func(c net.Conn) { time.Sleep(5 * time.Second) })
+	routes := map[netip.AddrPort]string{}
+	for p := range 8 {
+		routes[netip.AddrPortFrom(netip.MustParseAddr("198.51.100.10"), uint16(4000+p))] = silent
+	}
+	pool, err := fingerprint.NewPool(fingerprint.PoolConfig{Grabbers: registry.Grabbers(), Dial: dialer(routes),
+		PerAddr: 8, Timeout: 30 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	b := pool.Start(ctx)
+	var n atomic.Int32
+	for ap := range routes {
+		b.Submit(fingerprint.Target{AddrPort: ap}, func(r fingerprint.Result) {
+			n.Add(1)
+			if r.Status != fingerprint.StatusTimeout {
+				t.Errorf("%v: %s, want timeout", r.Target, r.Status)
+			}
+		})
+	}
+	time.Sleep(300 * time.Millisecond)
+	start := time.Now()
+	cancel()
+	b.Wait()
+	if el := time.Since(start); el > time.Second {
+		t.Errorf("Wait took %v after cancel", el)
+	}
+	if n.Load() != int32(len(routes)) {
+		t.Errorf("%d results for %d targets", n.Load(), len(routes))
+	}
+}

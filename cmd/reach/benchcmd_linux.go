@@ -98,7 +98,9 @@ Every configuration runs --runs times, the tools alternating; the table gives me
 			}
 			rep, err := h.Run(c.Context)
 			if rep != nil {
-				rep.Commit = commit()
+				if rep.Commit = commit(); rep.Commit == "" {
+					rep.Commit = version // make build stamps git describe
+				}
 				if path := c.String("json"); path != "" {
 					if err := writeJSON(path, rep); err != nil {
 						return err
