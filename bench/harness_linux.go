@@ -67,6 +67,7 @@ func New(cfg Config) (*Harness, error) {
 	if len(cfg.Tools) == 0 {
 		cfg.Tools = append([]string{Reach}, Installed()...)
 	}
+	cfg.Modes, cfg.Tools, cfg.Rates, cfg.Threads = unique(cfg.Modes), unique(cfg.Tools), unique(cfg.Rates), unique(cfg.Threads)
 	for _, t := range cfg.Tools {
 		switch t {
 		case Reach:
@@ -106,6 +107,19 @@ func New(cfg Config) (*Harness, error) {
 		cfg.Log = io.Discard
 	}
 	return &Harness{cfg: cfg}, nil
+}
+
+// unique drops repeated values, keeping the first of each.
+func unique[T comparable](v []T) []T {
+	seen := map[T]bool{}
+	out := v[:0:0]
+	for _, x := range v {
+		if !seen[x] {
+			seen[x] = true
+			out = append(out, x)
+		}
+	}
+	return out
 }
 
 // Installed returns the peers (ZMap, masscan) found on PATH.

@@ -186,6 +186,7 @@ func version(tool, reach string) string {
 	switch tool {
 	case Reach:
 		out, _ = exec.Command(reach, "--version").CombinedOutput()
+		out = []byte(strings.TrimPrefix(string(out), "reach version "))
 	case ZMap:
 		out, _ = exec.Command("zmap", "--version").CombinedOutput()
 	case Masscan:

@@ -7,13 +7,16 @@ import (
 	"encoding/base64"
 	"encoding/csv"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"net/netip"
 	"os"
 	"path/filepath"
 	"sort"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/apache/arrow-go/v18/arrow"
@@ -27,8 +30,19 @@ import (
 // ReadFile reads every row of a reach output in any format (format from
 // the extension; a directory is a partitioned Parquet dataset).
 func ReadFile(path string) ([]Row, error) {
-	if st, err := os.Stat(path); err == nil && st.IsDir() {
+	st, err := os.Stat(path)
+	if err != nil {
+		var pe *fs.PathError
+		if errors.As(err, &pe) {
+			err = pe.Err
+		}
+		return nil, fmt.Errorf("read %s: %w", path, err)
+	}
+	if st.IsDir() {
 		parts, _ := filepath.Glob(filepath.Join(path, "date=*", "part-*.parquet"))
+		if len(parts) == 0 {
+			return nil, fmt.Errorf("read %s: a directory without a partitioned reach dataset (DIR/date=YYYY-MM-DD/part-NNNNN.parquet)", path)
+		}
 		sort.Strings(parts)
 		var out []Row
 		for _, p := range parts {
@@ -40,9 +54,9 @@ func ReadFile(path string) ([]Row, error) {
 		}
 		return out, nil
 	}
-	f, err := FormatOf(path)
+	f, err := formatOf(path)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("read %s: unknown extension; reach reads .parquet, .arrow, .csv, .jsonl and partitioned dataset directories", path)
 	}
 	switch f {
 	case Parquet:
@@ -165,16 +179,23 @@ func readCSV(path string) ([]Row, error) {
 	}
 	defer f.Close()
 	cr := csv.NewReader(bufio.NewReader(f))
-	cr.FieldsPerRecord = len(columns)
+	cr.FieldsPerRecord = -1 // the header is checked by hand, for a clear error
 	head, err := cr.Read()
+	if err == io.EOF {
+		return nil, fmt.Errorf("read %s: empty file, not a reach CSV (no header)", path)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("read %s: %w", path, err)
+	}
+	if len(head) != len(columns) {
+		return nil, fmt.Errorf("read %s: not a reach CSV: the header has %d columns, want %d (%s, …)", path, len(head), len(columns), strings.Join(columns[:4], ","))
 	}
 	for i, h := range head {
 		if h != columns[i] {
 			return nil, fmt.Errorf("read %s: column %d is %q, want %q", path, i+1, h, columns[i])
 		}
 	}
+	cr.FieldsPerRecord = len(columns)
 	var out []Row
 	for line := 2; ; line++ {
 		v, err := cr.Read()

@@ -14,7 +14,7 @@ type Row struct {
 	Time   time.Time // when the reply arrived
 	Addr   uint32    // target address, host order
 	Port   uint16    // target port
-	Status string    // "open" (SYN-ACK) or "closed" (RST)
+	Status string    // "open" (SYN-ACK) or "closed" (RST); reach grab on a list: "filtered" when nothing answered
 	TTL    uint8     // IPv4 TTL of the reply
 	Window uint16    // TCP window of the reply
 	MSS    uint16    // MSS option of the reply in bytes; 0 = absent (null)
@@ -137,7 +137,7 @@ func Schema() *arrow.Schema {
 		f("ip", arrow.BinaryTypes.String, false, "target IPv4 address, dotted"),
 		f("ip_u32", arrow.PrimitiveTypes.Uint32, false, "target IPv4 address as an unsigned integer"),
 		f("port", arrow.PrimitiveTypes.Uint16, false, "target TCP port"),
-		f("status", arrow.BinaryTypes.String, false, "open (SYN-ACK) or closed (RST)"),
+		f("status", arrow.BinaryTypes.String, false, "open (SYN-ACK) or closed (RST); reach grab on a list: open (connected), closed (refused) or filtered (no answer)"),
 		f("ttl", arrow.PrimitiveTypes.Uint8, false, "IPv4 TTL of the reply"),
 		f("window", arrow.PrimitiveTypes.Uint16, false, "TCP window of the reply"),
 		f("mss", arrow.PrimitiveTypes.Uint16, true, "TCP MSS option of the reply in bytes; null when absent"),

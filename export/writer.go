@@ -34,6 +34,14 @@ const (
 // FormatOf returns the format named by a file extension (.csv, .jsonl or
 // .ndjson, .parquet, .arrow or .feather).
 func FormatOf(path string) (Format, error) {
+	f, err := formatOf(path)
+	if err != nil {
+		return "", fmt.Errorf("output %s: unknown extension; use .csv, .jsonl, .parquet or .arrow, or give -O/--output-format", path)
+	}
+	return f, nil
+}
+
+func formatOf(path string) (Format, error) {
 	switch strings.ToLower(filepath.Ext(path)) {
 	case ".csv":
 		return CSV, nil
@@ -44,7 +52,7 @@ func FormatOf(path string) (Format, error) {
 	case ".arrow", ".feather", ".ipc":
 		return Arrow, nil
 	}
-	return "", fmt.Errorf("output %s: unknown extension; use .csv, .jsonl, .parquet or .arrow, or give -O/--output-format", path)
+	return "", errors.New("unknown extension")
 }
 
 // ParseFormat validates an -O/--output-format value.

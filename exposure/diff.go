@@ -29,7 +29,8 @@ func (c Change) Row() export.Row {
 // Diff compares two scans of the same targets, open ports only, keyed by
 // address and port. A port open in both is Changed when its service,
 // product, version, TLS certificate (SHA-256 of the leaf) or, when both
-// scans know it, authentication changed. Changes are sorted by severity
+// scans know it, authentication changed (or it newly answers without
+// credentials); a change that only adds authentication is info. Changes are sorted by severity
 // (critical first), then new, changed, gone, then address and port.
 func Diff(old, new []export.Row) []Change {
 	type key struct {
@@ -55,7 +56,11 @@ func Diff(old, new []export.Row) []Change {
 			if what == "" {
 				continue
 			}
-			out = append(out, Change{Kind: Changed, Old: o, New: n, Class: a.Class, Severity: a.Severity, What: what,
+			sev := a.Severity
+			if what == "authentication none → required" {
+				sev = Info // only an improvement: it now asks for credentials
+			}
+			out = append(out, Change{Kind: Changed, Old: o, New: n, Class: a.Class, Severity: sev, What: what,
 				Reason: fmt.Sprintf("%s changed since the previous scan: %s. %s", Endpoint(n), what, a.Reason)})
 		}
 	}
@@ -85,10 +90,19 @@ func changed(o, n export.Row) string {
 	if o.TLS.SHA256 != n.TLS.SHA256 {
 		parts = append(parts, fmt.Sprintf("certificate %s → %s", short(o.TLS.SHA256), short(n.TLS.SHA256)))
 	}
-	if o.Auth != "" && n.Auth != "" && o.Auth != n.Auth {
-		parts = append(parts, fmt.Sprintf("authentication %s → %s", o.Auth, n.Auth))
+	// authentication: any change both scans know, and a port found open to
+	// anyone where the previous scan did not know
+	if o.Auth != n.Auth && n.Auth != "" && (o.Auth != "" || n.Auth == "none") {
+		parts = append(parts, fmt.Sprintf("authentication %s → %s", orUnknown(o.Auth), n.Auth))
 	}
 	return strings.Join(parts, "; ")
+}
+
+func orUnknown(s string) string {
+	if s == "" {
+		return "unknown"
+	}
+	return s
 }
 
 func orNone(s string) string {
@@ -114,7 +128,10 @@ func short(h string) string {
 // "unidentified".
 func describe(r export.Row) string {
 	var parts []string
-	if r.Service != "" {
+	switch {
+	case r.Service == "http" && r.TLS.SHA256 != "":
+		parts = append(parts, "https") // HTTP inside TLS
+	case r.Service != "":
 		parts = append(parts, r.Service)
 	}
 	if r.Product != "" && !strings.EqualFold(r.Product, r.Service) {

@@ -40,10 +40,11 @@ func TestDiff(t *testing.T) {
 	}
 	exp := []row{
 		{New, "198.19.1.6:9200", Critical, DataService, ""},
-		{Changed, "198.19.1.3:6379", Critical, DataService, "authentication none → required"},
 		{New, "198.19.1.7:23", High, RemoteAdmin, ""},
 		{Changed, "198.19.1.1:80", Info, Web, "version 1.24.0 → 1.26.0"},
 		{Changed, "198.19.1.1:443", Info, Web, "version 1.24.0 → 1.26.0; certificate 3f1a9c0b7d2e → 9c0b7d2e44aa"},
+		// asking for a password now is an improvement: info
+		{Changed, "198.19.1.3:6379", Info, DataService, "authentication none → required"},
 		{Gone, "198.19.1.4:5432", Info, DataService, ""},
 	}
 	if !slices.Equal(got, exp) {
@@ -59,7 +60,7 @@ func TestDiff(t *testing.T) {
 			t.Errorf("%s reason\n got %q\nwant %q", Endpoint(c.Row()), c.Reason, want)
 		}
 	}
-	if c := changes[1]; c.Old.Auth != "none" || c.New.Auth != "required" {
+	if c := changes[4]; c.Old.Auth != "none" || c.New.Auth != "required" {
 		t.Errorf("changed keeps both rows: old %+v new %+v", c.Old, c.New)
 	}
 }
@@ -80,10 +81,16 @@ func TestDiffFieldChanges(t *testing.T) {
 		{"TLS dropped", open("10.0.0.1", 443, "http", "nginx", "1.22.1", "required"), "certificate aa → (none)"},
 		{"auth", withTLS(open("10.0.0.1", 443, "http", "nginx", "1.22.1", "none"), "aa"), "authentication required → none"},
 		{"auth unknown now", withTLS(open("10.0.0.1", 443, "http", "nginx", "1.22.1", ""), "aa"), ""},
+		// unknown before, open to anyone now: worth a line
+		{"auth none, unknown before", withTLS(open("10.0.0.1", 443, "http", "nginx", "1.22.1", "none"), "aa"), "authentication unknown → none"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			ch := Diff([]export.Row{base}, []export.Row{tt.new})
+			old := base
+			if tt.name == "auth none, unknown before" {
+				old.Auth = ""
+			}
+			ch := Diff([]export.Row{old}, []export.Row{tt.new})
 			switch {
 			case tt.what == "" && len(ch) != 0:
 				t.Errorf("want no change, got %+v", ch)
@@ -122,8 +129,8 @@ func TestDiffFailOn(t *testing.T) {
 		want    bool
 	}{
 		{changes, Critical, true},
-		{changes[2:], Critical, false}, // telnet is high
-		{changes[2:], High, true},
+		{changes[1:], Critical, false}, // telnet is high
+		{changes[1:], High, true},
 		{goneOnly, Low, false},
 		{goneOnly, Info, true},
 		{nil, Info, false},

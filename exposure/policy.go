@@ -1,6 +1,7 @@
 package exposure
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"net/netip"
@@ -175,10 +176,12 @@ type ruleDoc struct {
 // expanded through res; res may be nil when the policy names no AS.
 func ParsePolicy(name string, data []byte, res ASNResolver) (*Policy, error) {
 	ps := &parser{name: name}
+	data = bytes.TrimPrefix(data, []byte("\xef\xbb\xbf")) // a UTF-8 byte order mark
 	var doc policyDoc
 	if err := yaml.UnmarshalWithOptions(data, &doc, yaml.Strict()); err != nil {
 		return nil, ps.yamlErr(err)
 	}
+
 	p := &Policy{Default: Rule{Match: "default"}}
 	if doc.Default != nil {
 		d := doc.Default
@@ -259,7 +262,7 @@ func ParsePolicy(name string, data []byte, res ASNResolver) (*Policy, error) {
 		return p, nil
 	}
 	if res == nil {
-		return nil, ps.errAt(asRefs[0].at, fmt.Sprintf("AS%d: AS entries need an ASN dataset", asRefs[0].asn))
+		return nil, ps.errAt(asRefs[0].at, fmt.Sprintf("AS%d: AS entries need an ASN dataset (reach review --asn-db FILE)", asRefs[0].asn))
 	}
 	var want []uint32
 	for _, a := range asRefs {

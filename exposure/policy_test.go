@@ -202,7 +202,7 @@ func TestMalformedPolicy(t *testing.T) {
 		}
 	}
 	_, err := ParsePolicy("policy.yaml", []byte("rules:\n  - match: 10.0.0.0/8\n  - match: AS64496\n"), nil)
-	if err == nil || err.Error() != "policy.yaml:3:12: AS64496: AS entries need an ASN dataset" {
+	if err == nil || err.Error() != "policy.yaml:3:12: AS64496: AS entries need an ASN dataset (reach review --asn-db FILE)" {
 		t.Errorf("AS without a dataset: %v", err)
 	}
 }

@@ -56,18 +56,21 @@ func (t Target) Limit() int {
 // time and error, plus protocol-typed fields. Grabbers fill Service, Product,
 // Version, Banner, Auth and Details; the pool fills the rest.
 type Result struct {
-	Target  netip.AddrPort
-	Module  string // the grabber that produced it ("ssh", "http", …)
-	Status  Status
-	Time    time.Time // when the grab finished
-	Error   string    // set when Status is not success
-	Service string    // protocol spoken ("http", "ssh", "redis", …)
-	Product string    // software ("nginx", "OpenSSH", "Redis", …)
-	Version string    // software version as announced ("1.22.1", "9.2p1", …)
-	Banner  []byte    // first bytes the service sent, at most the pool's MaxBanner
-	Auth    Auth
-	TLS     *TLSInfo          // set when the service spoke TLS
-	Details map[string]string // protocol details ("title", "kex", "security", …)
+	Target netip.AddrPort
+	Module string // the grabber that produced it ("ssh", "http", …)
+	Status Status
+	Time   time.Time // when the grab finished
+	Error  string    // set when Status is not success
+	// Connected reports whether any TCP connection to the target was
+	// established: false with a timeout means nothing answered.
+	Connected bool
+	Service   string // protocol spoken ("http", "ssh", "redis", …)
+	Product   string // software ("nginx", "OpenSSH", "Redis", …)
+	Version   string // software version as announced ("1.22.1", "9.2p1", …)
+	Banner    []byte // first bytes the service sent, at most the pool's MaxBanner
+	Auth      Auth
+	TLS       *TLSInfo          // set when the service spoke TLS
+	Details   map[string]string // protocol details ("title", "kex", "security", …)
 }
 
 // Grabber speaks one protocol on a connection the pool dialled.

@@ -30,7 +30,7 @@ func (p *Pool) grab(ctx context.Context, t Target, lim *rate.Limiter) Result {
 	defer cancel()
 	g := &attempt{p: p, t: t, lim: lim, tried: map[string]bool{}}
 	res, err := g.identify(ctx)
-	res.Target, res.Time = t.AddrPort, time.Now().UTC()
+	res.Target, res.Time, res.Connected = t.AddrPort, time.Now().UTC(), g.connected
 	switch {
 	case err == nil && res.Service != "":
 		res.Status = StatusSuccess
@@ -38,8 +38,11 @@ func (p *Pool) grab(ctx context.Context, t Target, lim *rate.Limiter) Result {
 		res.Status, res.Error = StatusNoBanner, "nothing identifiable came back"
 	default:
 		res.Status, res.Error = StatusOf(err), err.Error()
-		if ctx.Err() != nil {
+		if expired(ctx) {
 			res.Status = StatusTimeout
+			if g.connected {
+				res.Error = fmt.Sprintf("nothing identified within %s (connected; last error: %v)", p.cfg.Timeout, err)
+			}
 		}
 	}
 	if res.Status == StatusSuccess {
@@ -55,6 +58,8 @@ type attempt struct {
 	tried  map[string]bool // grabbers tried in the clear
 	banner []byte          // what the server said unprompted
 	tls    bool            // a TLS handshake was tried
+	// connected is set once any connection was established
+	connected bool
 }
 
 // errStop ends identification: the target cannot be reached any more.
@@ -73,6 +78,7 @@ func (a *attempt) dial(ctx context.Context) (net.Conn, error) {
 	if err != nil {
 		return nil, errStop{fmt.Errorf("dial %s: %w", a.t.AddrPort, err)}
 	}
+	a.connected = true
 	if dl, ok := ctx.Deadline(); ok {
 		c.SetDeadline(dl)
 	}

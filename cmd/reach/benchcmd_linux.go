@@ -6,10 +6,12 @@ import (
 	"log/slog"
 	"os"
 	"os/exec"
+	"os/signal"
 	"path/filepath"
 	"runtime/debug"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/urfave/cli/v2"
@@ -39,6 +41,11 @@ Every configuration runs --runs times, the tools alternating; the table gives me
 			&cli.BoolFlag{Name: "install-peers", Usage: "install ZMap and masscan with apt-get first"},
 		},
 		Action: func(c *cli.Context) error {
+			// SIGINT or SIGTERM: stop, then remove the namespaces, servers
+			// and temporary files (the deferred closes run)
+			ctx, stop := signal.NotifyContext(c.Context, os.Interrupt, syscall.SIGTERM)
+			defer stop()
+			c.Context = ctx
 			if c.Args().Len() > 0 {
 				return usageError{fmt.Errorf("bench takes no arguments (got %q)", c.Args().First())}
 			}
@@ -50,7 +57,10 @@ Every configuration runs --runs times, the tools alternating; the table gives me
 					cfg.Rates = append(cfg.Rates, 0)
 					continue
 				}
-				v, err := strconv.Atoi(r)
+				v, err := strconv.Atoi(strings.TrimSuffix(r, "k"))
+				if strings.HasSuffix(r, "k") {
+					v *= 1000
+				}
 				if err != nil || v <= 0 {
 					return usageError{fmt.Errorf("rate %q: want a positive number of pps or max", r)}
 				}
@@ -62,6 +72,16 @@ Every configuration runs --runs times, the tools alternating; the table gives me
 					return usageError{fmt.Errorf("threads %q: want 1 to 64", t)}
 				}
 				cfg.Threads = append(cfg.Threads, v)
+			}
+			if p := c.String("json"); p != "" {
+				if st, err := os.Stat(filepath.Dir(p)); err != nil || !st.IsDir() {
+					return usageError{fmt.Errorf("--json %s: directory %s does not exist", p, filepath.Dir(p))}
+				}
+			}
+			for _, d := range []string{"window", "idle-time"} {
+				if c.Duration(d) < time.Second {
+					return usageError{fmt.Errorf("--%s %s: want at least 1s", d, c.Duration(d))}
+				}
 			}
 			if c.Int("runs") <= 0 {
 				return usageError{fmt.Errorf("runs %d: want at least 1", c.Int("runs"))}
@@ -143,9 +163,6 @@ func splitList(s string) []string {
 func writeJSON(path string, v any) error {
 	b, err := json.MarshalIndent(v, "", "  ")
 	if err != nil {
-		return err
-	}
-	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 		return err
 	}
 	tmp := path + ".tmp"

@@ -6,9 +6,11 @@ import (
 	"log/slog"
 	"math"
 	"os"
+	"os/signal"
 	"path/filepath"
 	"sort"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/urfave/cli/v2"
@@ -37,6 +39,11 @@ func demoCommand(log *slog.Logger) *cli.Command {
 			&cli.StringFlag{Name: "policy", Value: "testdata/demo-policy.yaml", Usage: "intended exposure of the demo network, for the review"},
 		},
 		Action: func(c *cli.Context) error {
+			// SIGINT or SIGTERM: stop, then remove the namespaces, servers
+			// and temporary files (the deferred closes run)
+			ctx, stop := signal.NotifyContext(c.Context, os.Interrupt, syscall.SIGTERM)
+			defer stop()
+			c.Context = ctx
 			if c.Args().Len() > 0 {
 				return usageError{fmt.Errorf("demo takes no arguments (got %q); use --targets", c.Args().First())}
 			}
@@ -187,7 +194,7 @@ func demoReview(c *cli.Context, nw *testnet.Network, self, dir string) error {
 	for _, r := range rows {
 		tls := ""
 		if r.TLS.SHA256 != "" {
-			tls = fmt.Sprintf(", TLS %s, certificate %s (self-signed %v, expires %s)", r.TLS.Version, r.TLS.Subject, r.TLS.SelfSigned, r.TLS.NotAfter.Format("2006-01-02"))
+			tls = fmt.Sprintf(", %s, certificate %s (self-signed %v, expires %s)", r.TLS.Version, r.TLS.Subject, r.TLS.SelfSigned, r.TLS.NotAfter.Format("2006-01-02"))
 		}
 		auth := ""
 		if r.Auth == "none" {

@@ -172,6 +172,16 @@ column with -o. Exit codes: 0 done (whatever each target answered), 1 runtime fa
 				a := netip.AddrPortFrom(addrOf(r.Addr), r.Port)
 				b.Submit(fingerprint.Target{AddrPort: a}, func(res fingerprint.Result) {
 					applyGrab(r, res)
+					if r.Status == "" { // from a list: what the connection found
+						switch {
+						case res.Connected:
+							r.Status = "open"
+						case res.Status == fingerprint.StatusRefused:
+							r.Status = "closed"
+						default:
+							r.Status = "filtered"
+						}
+					}
 					mu.Lock()
 					counts[res.Status]++
 					mu.Unlock()
@@ -231,6 +241,7 @@ func readGrabTargets(path string, stdin io.Reader, closed bool) ([]export.Row, e
 	sc := bufio.NewScanner(in)
 	sc.Buffer(make([]byte, 4096), 4096)
 	var out []export.Row
+	seen := map[pairKey]bool{}
 	now := time.Now().UTC()
 	for line := 1; sc.Scan(); line++ {
 		s := strings.TrimSpace(sc.Text())
@@ -244,12 +255,31 @@ func readGrabTargets(path string, stdin io.Reader, closed bool) ([]export.Row, e
 		if err != nil {
 			return nil, fmt.Errorf("%s:%d: %w", name, line, err)
 		}
-		out = append(out, export.Row{Time: now, Addr: target.U32(a), Port: p, Status: "open"})
+		k := pairKey{target.U32(a), p}
+		if seen[k] {
+			continue // each pair once
+		}
+		seen[k] = true
+		if closedCol(s) && !closed {
+			continue // a reach ip,port,closed line
+		}
+		out = append(out, export.Row{Time: now, Addr: k.addr, Port: p}) // Status set by the grab
 	}
 	if err := sc.Err(); err != nil {
 		return nil, fmt.Errorf("%s: %w", name, err)
 	}
 	return out, nil
+}
+
+type pairKey struct {
+	addr uint32
+	port uint16
+}
+
+// closedCol reports whether a list line's third field says closed.
+func closedCol(s string) bool {
+	f := strings.Split(s, ",")
+	return len(f) >= 3 && strings.TrimSpace(f[2]) == "closed"
 }
 
 // parseIPPort parses "ip,port", "ip:port" or "ip,port,anything".

@@ -38,22 +38,31 @@ func readScans(paths []string) ([]export.Row, error) {
 	return rows, nil
 }
 
-// writeRows writes rows to the -o file of c, if any.
-func writeRows(c *cli.Context, rows []export.Row) error {
+// openOutput creates the -o file of c, if any, before anything is printed,
+// so a bad path is an error before the work rather than after it.
+func openOutput(c *cli.Context) (export.Writer, error) {
 	p := c.String("output")
 	if p == "" {
-		return nil
+		return nil, nil
 	}
 	var f export.Format
 	if s := c.String("output-format"); s != "" {
 		var err error
 		if f, err = export.ParseFormat(s); err != nil {
-			return usageError{err}
+			return nil, usageError{err}
 		}
 	}
 	w, err := export.Create(p, f)
 	if err != nil {
-		return usageError{err}
+		return nil, usageError{err}
+	}
+	return w, nil
+}
+
+// writeRows writes rows to w (nil: no -o) and closes it.
+func writeRows(w export.Writer, rows []export.Row) error {
+	if w == nil {
+		return nil
 	}
 	for i := range rows {
 		if err := w.Write(&rows[i]); err != nil {
@@ -120,14 +129,21 @@ Exit codes: 0 reviewed, 1 runtime failure, 2 bad flags, input or policy (with fi
 			if err != nil {
 				return usageError{err}
 			}
+			w, err := openOutput(c)
+			if err != nil {
+				return err
+			}
 			rep := exposure.Review(rows, pol)
-			if pol == nil {
+			switch {
+			case pol == nil:
 				fmt.Fprintln(c.App.Writer, "no --policy: every exposure counts as unexpected")
+			case len(pol.Rules) == 0 && !pol.Default.Allow.Any && len(pol.Default.Allow.Ports) == 0 && len(pol.Default.Allow.Services) == 0:
+				fmt.Fprintf(c.App.Writer, "policy %s declares no rules and allows nothing by default: every exposure counts as unexpected\n", c.String("policy"))
 			}
 			if err := exposure.WriteText(c.App.Writer, rep); err != nil {
 				return err
 			}
-			if err := writeRows(c, rep.Rows()); err != nil {
+			if err := writeRows(w, rep.Rows()); err != nil {
 				return err
 			}
 			if fail && exposure.FailOn(rep, sev) {
@@ -165,11 +181,15 @@ func diffCommand(_ *slog.Logger) *cli.Command {
 			if err != nil {
 				return usageError{err}
 			}
+			w, err := openOutput(c)
+			if err != nil {
+				return err
+			}
 			changes := exposure.Diff(old, cur)
 			if err := exposure.WriteDiffText(c.App.Writer, changes); err != nil {
 				return err
 			}
-			if err := writeRows(c, exposure.ChangeRows(changes)); err != nil {
+			if err := writeRows(w, exposure.ChangeRows(changes)); err != nil {
 				return err
 			}
 			if fail && exposure.DiffFailOn(changes, sev) {
