@@ -295,7 +295,14 @@ func readNDJSON(path string) ([]Row, error) {
 func ndjsonRow(line []byte) (Row, error) {
 	var j jsonRow
 	if err := json.Unmarshal(line, &j); err != nil {
-		return Row{}, err
+		var te *json.UnmarshalTypeError
+		if errors.As(err, &te) {
+			return Row{}, fmt.Errorf("not a reach row: field %s holds a %s that does not fit", te.Field, te.Value)
+		}
+		return Row{}, fmt.Errorf("not a reach row: %w", err)
+	}
+	if j.TS == "" || j.IP == "" {
+		return Row{}, errors.New("not a reach row: no ts or ip field")
 	}
 	var x map[string]json.RawMessage
 	if err := json.Unmarshal(line, &x); err != nil {
