@@ -2,6 +2,7 @@ package main
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
 	"os"
@@ -130,6 +131,9 @@ Every configuration runs --runs times, the tools alternating; the table gives me
 					if err := rep.WriteTable(c.App.Writer); err != nil {
 						return err
 					}
+				}
+				if err != nil && ctx.Err() != nil {
+					err = errors.New("interrupted: the simulated networks were removed; runs so far are above")
 				}
 				if err == nil {
 					if n := rep.Failed(); n > 0 {

@@ -38,12 +38,17 @@ func demoCommand(log *slog.Logger) *cli.Command {
 			&cli.StringFlag{Name: "out", Value: "demo-out", Usage: "directory for scan.parquet, metadata.json, services.parquet and review.csv"},
 			&cli.StringFlag{Name: "policy", Value: "testdata/demo-policy.yaml", Usage: "intended exposure of the demo network, for the review"},
 		},
-		Action: func(c *cli.Context) error {
+		Action: func(c *cli.Context) (err error) {
 			// SIGINT or SIGTERM: stop, then remove the namespaces, servers
 			// and temporary files (the deferred closes run)
 			ctx, stop := signal.NotifyContext(c.Context, os.Interrupt, syscall.SIGTERM)
 			defer stop()
 			c.Context = ctx
+			defer func() {
+				if err != nil && ctx.Err() != nil {
+					err = errors.New("demo interrupted: the simulated network, its servers and temporary files were removed")
+				}
+			}()
 			if c.Args().Len() > 0 {
 				return usageError{fmt.Errorf("demo takes no arguments (got %q); use --targets", c.Args().First())}
 			}
