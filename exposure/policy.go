@@ -103,6 +103,24 @@ func (a Allow) String() string {
 	return strings.Join(parts, ", ")
 }
 
+// NearestOwner returns the most specific rule covering addr that names an
+// owner (the default rule last), or nil: whom to ask about an ownerless
+// finding.
+func (p *Policy) NearestOwner(addr uint32) *Rule {
+	if p == nil {
+		return nil
+	}
+	for n := 32; n >= 0; n-- {
+		if e, ok := p.byLen[n][addr&mask(n)]; ok && p.Rules[e.rule].Owner != "" {
+			return &p.Rules[e.rule]
+		}
+	}
+	if p.Default.Owner != "" {
+		return &p.Default
+	}
+	return nil
+}
+
 // RuleFor returns the rule that governs addr (host order): the rule with the
 // longest prefix containing it; between an address or CIDR rule and an AS
 // prefix of the same length, the address or CIDR rule; between two AS

@@ -270,3 +270,35 @@ func FuzzParsePolicy(f *testing.F) {
 		}
 	})
 }
+
+// TestNearestOwner: the most specific rule with an owner, then the
+// default's owner, else none.
+func TestNearestOwner(t *testing.T) {
+	p, err := ParsePolicy("p.yaml", []byte(`default: {owner: sec-team, allow: []}
+rules:
+  - {match: 198.51.100.0/24, owner: net-team, allow: [22]}
+  - {match: 198.51.100.7, allow: [5432]}
+  - {match: 203.0.113.0/24, allow: [80]}
+`), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		addr  string
+		owner string
+		match string
+	}{
+		{"198.51.100.7", "net-team", "198.51.100.0/24"}, // its own rule has no owner
+		{"198.51.100.8", "net-team", "198.51.100.0/24"},
+		{"203.0.113.5", "sec-team", "default"}, // no owner on the way: the default's
+		{"192.0.2.1", "sec-team", "default"},
+	} {
+		r := p.NearestOwner(ip(tc.addr))
+		if r == nil || r.Owner != tc.owner || r.Match != tc.match {
+			t.Errorf("%s: %+v, want %s from %s", tc.addr, r, tc.owner, tc.match)
+		}
+	}
+	if r := (*Policy)(nil).NearestOwner(ip("192.0.2.1")); r != nil {
+		t.Errorf("nil policy: %+v", r)
+	}
+}

@@ -69,6 +69,13 @@ func Review(rows []export.Row, p *Policy) Report {
 		case rule.Owner == "":
 			f.Kind = Ownerless
 			f.Reason = fmt.Sprintf("%s Allowed by %s, which names no owner.", a.Reason, where)
+			if near := p.NearestOwner(r.Addr); near != nil {
+				w := "the default rule"
+				if near.Match != "default" {
+					w = "the rule for " + near.Match
+				}
+				f.Reason += fmt.Sprintf(" Nearest owner: %s (%s).", near.Owner, w)
+			}
 		default:
 			f.Kind = Expected
 			f.Reason = a.Reason

@@ -82,7 +82,7 @@ func TestReviewDemo(t *testing.T) {
 		t.Errorf("redis finding: reason %q unauth %v note %q", redis.Reason, redis.Unauthenticated, redis.Note)
 	}
 	pg := rep.Findings[2]
-	if pg.Reason != "PostgreSQL 16.2 on 198.19.1.4:5432 is reachable; it asks for a password. Allowed by the rule for 198.19.1.4, which names no owner." {
+	if pg.Reason != "PostgreSQL 16.2 on 198.19.1.4:5432 is reachable; it asks for a password. Allowed by the rule for 198.19.1.4, which names no owner. Nearest owner: lab (the rule for 198.19.0.0/16)." {
 		t.Errorf("postgres reason %q", pg.Reason)
 	}
 	if ssh := rep.Findings[3]; ssh.Reason != "OpenSSH 9.6p1 on 198.19.1.2:22 offers remote administration to anyone who reaches it." {
