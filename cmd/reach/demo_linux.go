@@ -31,7 +31,7 @@ const demoPorts = "21,22,23,80,443,3306,5432,6379,8080,8443,9200"
 func demoCommand(log *slog.Logger) *cli.Command {
 	return &cli.Command{
 		Name:  "demo",
-		Usage: "build the simulated network (namespaces, 198.18.0.0/15 only), scan it, check the result against its ground truth, tear it down",
+		Usage: "build the simulated network (namespaces, 198.18.0.0/15 only), scan it, check the result against its ground truth, identify its real servers with --banners, review them against a demo policy, tear it down",
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "targets", Value: "198.19.0.0/16", Usage: "targets inside 198.19.0.0/16"},
 			&cli.Float64Flag{Name: "rate", Value: 100000, Usage: "send rate in pps"},
