@@ -133,12 +133,24 @@ func StatusOf(err error) Status {
 	case errors.Is(err, syscall.ECONNREFUSED):
 		return StatusRefused
 	case errors.Is(err, syscall.ECONNRESET), errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF),
-		errors.Is(err, syscall.EPIPE), errors.Is(err, net.ErrClosed):
+		errors.Is(err, syscall.EPIPE), errors.Is(err, net.ErrClosed), errors.Is(err, io.ErrClosedPipe):
 		return StatusReset
 	case errors.Is(err, ErrNotRecognised):
 		return StatusNoBanner
 	}
 	return StatusProtocolError
+}
+
+// Bind sets conn's deadline to ctx's and expires it at once should ctx be
+// cancelled earlier, so a grabber's blocked read or write ends with its
+// context. Call the returned stop when done with conn.
+func Bind(ctx context.Context, conn net.Conn) (stop func() bool, err error) {
+	if dl, ok := ctx.Deadline(); ok {
+		if err := conn.SetDeadline(dl); err != nil {
+			return nil, err
+		}
+	}
+	return context.AfterFunc(ctx, func() { _ = conn.SetDeadline(time.Now()) }), nil
 }
 
 // ReadSome reads what the peer sends into buf until buf is full, the peer

@@ -47,7 +47,9 @@ func (g *Grabber) Grab(ctx context.Context, conn net.Conn, t fingerprint.Target)
 	dl, hasDL := ctx.Deadline()
 	if hasDL {
 		if err := conn.SetDeadline(dl); err != nil {
-			return fingerprint.Result{}, fmt.Errorf("banner: set deadline: %w", err)
+			// the peer is already gone (a pipe refuses deadlines then):
+			// nothing to read
+			return fingerprint.Result{}, fmt.Errorf("banner: %w: set deadline: %v", fingerprint.ErrNotRecognised, err)
 		}
 	}
 	wait := g.PromptAfter

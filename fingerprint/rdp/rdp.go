@@ -29,7 +29,6 @@ import (
 	"net"
 	"strconv"
 	"strings"
-	"time"
 
 	"github.com/reachscan/reach/fingerprint"
 )
@@ -196,7 +195,7 @@ func (*Grabber) Ports() []uint16 { return []uint16{3389} }
 // Grab sends the Connection Request, parses the Confirm and, for a TLS
 // based protocol, records the TLS session.
 func (g *Grabber) Grab(ctx context.Context, conn net.Conn, t fingerprint.Target) (fingerprint.Result, error) {
-	stop, err := bind(ctx, conn)
+	stop, err := fingerprint.Bind(ctx, conn)
 	if err != nil {
 		return fingerprint.Result{}, fmt.Errorf("rdp: set deadline: %w", err)
 	}
@@ -250,13 +249,3 @@ func (g *Grabber) Grab(ctx context.Context, conn net.Conn, t fingerprint.Target)
 	return res, nil
 }
 
-// bind sets conn's deadline to ctx's and expires it at once should ctx be
-// cancelled earlier. The returned stop releases the watch.
-func bind(ctx context.Context, conn net.Conn) (stop func() bool, err error) {
-	if dl, ok := ctx.Deadline(); ok {
-		if err := conn.SetDeadline(dl); err != nil {
-			return nil, err
-		}
-	}
-	return context.AfterFunc(ctx, func() { _ = conn.SetDeadline(time.Now()) }), nil
-}

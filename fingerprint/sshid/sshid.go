@@ -28,7 +28,6 @@ import (
 	"net"
 	"strings"
 	"sync"
-	"time"
 
 	"github.com/reachscan/reach/fingerprint"
 	"golang.org/x/crypto/ssh"
@@ -174,7 +173,7 @@ var errDone = errors.New("host key recorded")
 // Grab reads the identification, then runs a key exchange to record the
 // server's algorithms and host key.
 func (g *Grabber) Grab(ctx context.Context, conn net.Conn, t fingerprint.Target) (fingerprint.Result, error) {
-	stop, err := bind(ctx, conn)
+	stop, err := fingerprint.Bind(ctx, conn)
 	if err != nil {
 		return fingerprint.Result{}, fmt.Errorf("ssh: set deadline: %w", err)
 	}
@@ -330,13 +329,3 @@ func (c *replayConn) after(skip int) []byte {
 	return bytes.Clone(c.seen[skip:])
 }
 
-// bind sets conn's deadline to ctx's and expires it at once should ctx be
-// cancelled earlier. The returned stop releases the watch.
-func bind(ctx context.Context, conn net.Conn) (stop func() bool, err error) {
-	if dl, ok := ctx.Deadline(); ok {
-		if err := conn.SetDeadline(dl); err != nil {
-			return nil, err
-		}
-	}
-	return context.AfterFunc(ctx, func() { _ = conn.SetDeadline(time.Now()) }), nil
-}

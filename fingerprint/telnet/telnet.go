@@ -216,7 +216,7 @@ func (*Grabber) Greets(banner []byte) bool {
 // Grab reads and answers the server's negotiation until it shows a prompt,
 // falls quiet after sending text, or t.Limit() bytes have come in.
 func (g *Grabber) Grab(ctx context.Context, conn net.Conn, t fingerprint.Target) (fingerprint.Result, error) {
-	stop, err := bind(ctx, conn)
+	stop, err := fingerprint.Bind(ctx, conn)
 	if err != nil {
 		return fingerprint.Result{}, fmt.Errorf("telnet: set deadline: %w", err)
 	}
@@ -307,13 +307,3 @@ func join(opts []byte) string {
 	return strings.Join(s, ",")
 }
 
-// bind sets conn's deadline to ctx's and expires it at once should ctx be
-// cancelled earlier. The returned stop releases the watch.
-func bind(ctx context.Context, conn net.Conn) (stop func() bool, err error) {
-	if dl, ok := ctx.Deadline(); ok {
-		if err := conn.SetDeadline(dl); err != nil {
-			return nil, err
-		}
-	}
-	return context.AfterFunc(ctx, func() { _ = conn.SetDeadline(time.Now()) }), nil
-}

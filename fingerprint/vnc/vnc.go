@@ -27,7 +27,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"time"
 
 	"github.com/reachscan/reach/fingerprint"
 )
@@ -186,7 +185,7 @@ func (*Grabber) Greets(banner []byte) bool {
 // Grab reads the server's version, answers with the highest version both
 // sides have, and reads the security types.
 func (g *Grabber) Grab(ctx context.Context, conn net.Conn, t fingerprint.Target) (fingerprint.Result, error) {
-	stop, err := bind(ctx, conn)
+	stop, err := fingerprint.Bind(ctx, conn)
 	if err != nil {
 		return fingerprint.Result{}, fmt.Errorf("vnc: set deadline: %w", err)
 	}
@@ -254,13 +253,3 @@ func auth(types []uint32) fingerprint.Auth {
 	return fingerprint.AuthRequired
 }
 
-// bind sets conn's deadline to ctx's and expires it at once should ctx be
-// cancelled earlier. The returned stop releases the watch.
-func bind(ctx context.Context, conn net.Conn) (stop func() bool, err error) {
-	if dl, ok := ctx.Deadline(); ok {
-		if err := conn.SetDeadline(dl); err != nil {
-			return nil, err
-		}
-	}
-	return context.AfterFunc(ctx, func() { _ = conn.SetDeadline(time.Now()) }), nil
-}

@@ -39,7 +39,6 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
-	"time"
 	"unicode/utf8"
 
 	"github.com/reachscan/reach/fingerprint"
@@ -67,7 +66,7 @@ func (*Grabber) Ports() []uint16 {
 // Grab sends GET / on conn and describes the response. At most t.Limit()
 // bytes are read from conn in all.
 func (g *Grabber) Grab(ctx context.Context, conn net.Conn, t fingerprint.Target) (fingerprint.Result, error) {
-	stop, err := bind(ctx, conn)
+	stop, err := fingerprint.Bind(ctx, conn)
 	if err != nil {
 		return fingerprint.Result{}, fmt.Errorf("http: set deadline: %w", err)
 	}
@@ -310,13 +309,3 @@ func isNetErr(err error) bool {
 	return errors.As(err, &ne) || errors.Is(err, net.ErrClosed) || errors.Is(err, io.ErrClosedPipe)
 }
 
-// bind sets conn's deadline to ctx's and expires it at once should ctx be
-// cancelled earlier. The returned stop releases the watch.
-func bind(ctx context.Context, conn net.Conn) (stop func() bool, err error) {
-	if dl, ok := ctx.Deadline(); ok {
-		if err := conn.SetDeadline(dl); err != nil {
-			return nil, err
-		}
-	}
-	return context.AfterFunc(ctx, func() { _ = conn.SetDeadline(time.Now()) }), nil
-}
