@@ -2,47 +2,21 @@ package rdp
 
 import (
 	"bytes"
-	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
-	"crypto/x509/pkix"
 	"encoding/binary"
-	"errors"
 	"fmt"
 	"io"
-	"math/big"
 	"net"
 	"net/netip"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/reachscan/reach/fingerprint"
+	"github.com/reachscan/reach/fingerprint/internal/grabtest"
 )
 
 var target = fingerprint.Target{AddrPort: netip.MustParseAddrPort("198.18.0.7:3389")}
-
-// pipe runs srv on one end of a net.Pipe and returns the other end. The
-// client end is closed, and srv waited for, when the test ends.
-func pipe(t *testing.T, srv func(net.Conn)) net.Conn {
-	t.Helper()
-	c, s := net.Pipe()
-	var wg sync.WaitGroup
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		defer s.Close()
-		srv(s)
-	}()
-	t.Cleanup(func() {
-		c.Close()
-		wg.Wait()
-	})
-	return c
-}
 
 // Connection Confirm fixtures laid out as in [MS-RDPBCGR] §4.1.2: TPKT
 // header, X.224 CC TPDU (LI, 0xd0, DST-REF, SRC-REF 0x1234, class), then
@@ -64,31 +38,10 @@ var (
 	ccPlain = []byte{0x03, 0x00, 0x00, 0x0b, 0x06, 0xd0, 0x00, 0x00, 0x12, 0x34, 0x00}
 )
 
-func cert(t *testing.T) (tls.Certificate, []byte) {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(1),
-		Subject:      pkix.Name{CommonName: "WIN-DESKTOP01"},
-		NotBefore:    time.Now().Add(-time.Hour),
-		NotAfter:     time.Now().Add(time.Hour),
-		KeyUsage:     x509.KeyUsageDigitalSignature | x509.KeyUsageKeyEncipherment,
-		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key}, der
-}
-
-// server reads the Connection Request, checks it, answers cc and, when
-// withTLS, runs a TLS server with crt.
-func server(t *testing.T, cc []byte, crt *tls.Certificate) func(net.Conn) {
-	return func(c net.Conn) {
+// server reads the Connection Request, checks it, answers cc and, when cfg
+// is not nil, runs a TLS server with it.
+func server(cc []byte, cfg *tls.Config) func(testing.TB, net.Conn) {
+	return func(t testing.TB, c net.Conn) {
 		req := make([]byte, 19)
 		if _, err := io.ReadFull(c, req); err != nil {
 			t.Errorf("server: read request: %v", err)
@@ -101,11 +54,11 @@ func server(t *testing.T, cc []byte, crt *tls.Certificate) func(net.Conn) {
 		if _, err := c.Write(cc); err != nil {
 			return
 		}
-		if crt == nil {
+		if cfg == nil {
 			_, _ = io.Copy(io.Discard, c)
 			return
 		}
-		sc := tls.Server(c, &tls.Config{Certificates: []tls.Certificate{*crt}})
+		sc := tls.Server(c, cfg)
 		if err := sc.Handshake(); err != nil {
 			t.Errorf("server: tls handshake: %v", err)
 		}
@@ -114,7 +67,8 @@ func server(t *testing.T, cc []byte, crt *tls.Certificate) func(net.Conn) {
 }
 
 func TestGrab(t *testing.T) {
-	crt, der := cert(t)
+	cfg := grabtest.ServerTLSConfig(t)
+	der := cfg.Certificates[0].Certificate[0]
 	tests := []struct {
 		name    string
 		cc      []byte
@@ -132,13 +86,11 @@ func TestGrab(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			var c *tls.Certificate
+			var c *tls.Config
 			if tc.tls {
-				c = &crt
+				c = cfg
 			}
-			ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
-			defer cancel()
-			res, err := New().Grab(ctx, pipe(t, server(t, tc.cc, c)), target)
+			res, _, err := grabtest.RunTarget(t, New(), server(tc.cc, c), 3*time.Second, target)
 			if err != nil {
 				t.Fatalf("Grab: %v", err)
 			}
@@ -158,8 +110,8 @@ func TestGrab(t *testing.T) {
 				return
 			}
 			leaf := res.TLS.Leaf()
-			if leaf == nil || leaf.Subject != "CN=WIN-DESKTOP01" || !leaf.SelfSigned {
-				t.Fatalf("leaf %+v, want the self-signed CN=WIN-DESKTOP01", leaf)
+			if leaf == nil || leaf.Subject != "CN=reach.test" || !leaf.SelfSigned {
+				t.Fatalf("leaf %+v, want the self-signed CN=reach.test", leaf)
 			}
 			if want := fingerprint.Describe(mustParse(t, der), time.Now()).SHA256; leaf.SHA256 != want {
 				t.Errorf("leaf SHA256 %s, want %s", leaf.SHA256, want)
@@ -229,65 +181,19 @@ func TestNames(t *testing.T) {
 	}
 }
 
-// hostile are servers that do not play by any rules.
-var hostile = []struct {
-	name  string
-	serve func(net.Conn)
-}{
-	{"sends nothing", func(c net.Conn) { _, _ = io.Copy(io.Discard, c) }},
-	{"trickles a byte every 50ms", func(c net.Conn) {
-		go func() { _, _ = io.Copy(io.Discard, c) }()
-		for {
-			if _, err := c.Write([]byte{3}); err != nil {
-				return
-			}
-			time.Sleep(50 * time.Millisecond)
-		}
-	}},
-	{"closes at once", func(c net.Conn) {}},
-	{"sends megabytes", func(c net.Conn) {
-		go func() { _, _ = io.Copy(io.Discard, c) }()
-		chunk := bytes.Repeat([]byte{0x03, 0x00, 0xff, 0xff}, 16<<10)
-		for {
-			if _, err := c.Write(chunk); err != nil {
-				return
-			}
-		}
-	}},
-	{"sends garbage", func(c net.Conn) {
-		go func() { _, _ = io.Copy(io.Discard, c) }()
-		_, _ = c.Write([]byte("\x00\xff\x13garbage\r\n\x80\x81\n"))
-	}},
-}
-
 func TestHostile(t *testing.T) {
-	const limit = 1024
-	for _, h := range hostile {
-		t.Run(h.name, func(t *testing.T) {
-			ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
-			defer cancel()
-			tg := target
-			tg.MaxBanner = limit
-			start := time.Now()
-			res, err := New().Grab(ctx, pipe(t, h.serve), tg)
-			if d := time.Since(start); d > 2*time.Second {
-				t.Errorf("returned after %v", d)
+	grabtest.RunHostile(t, New(), grabtest.Hostile{
+		Trickle:       "\x03",
+		Flood:         "\x03\x00\xff\xff",
+		Target:        target,
+		NotRecognised: []string{"junk", "flood"},
+		Timeout:       []string{"silent", "trickle"},
+		Check: func(t *testing.T, name string, res fingerprint.Result, err error) {
+			if res.Service != "" {
+				t.Errorf("got %+v, %v; want no service", res, err)
 			}
-			if err == nil || res.Service != "" {
-				t.Errorf("got %+v, %v; want an error and no service", res, err)
-			}
-			switch h.name {
-			case "sends garbage", "sends megabytes":
-				if !errors.Is(err, fingerprint.ErrNotRecognised) {
-					t.Errorf("error %v does not wrap ErrNotRecognised", err)
-				}
-			case "sends nothing", "trickles a byte every 50ms":
-				if fingerprint.StatusOf(err) != fingerprint.StatusTimeout {
-					t.Errorf("status %s (%v), want timeout", fingerprint.StatusOf(err), err)
-				}
-			}
-		})
-	}
+		},
+	})
 }
 
 // encode builds the Connection Confirm that ParseConfirm reads as c.
@@ -335,13 +241,11 @@ func FuzzParseConfirm(f *testing.F) {
 // TestGrabTLSFails checks that a server which selects TLS and then hangs up
 // is still identified, without a TLS description.
 func TestGrabTLSFails(t *testing.T) {
-	c := pipe(t, func(c net.Conn) {
+	hangUp := func(_ testing.TB, c net.Conn) {
 		_, _ = io.ReadFull(c, make([]byte, 19))
 		_, _ = c.Write(ccSSL)
-	})
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-	defer cancel()
-	res, err := New().Grab(ctx, c, target)
+	}
+	res, _, err := grabtest.RunTarget(t, New(), hangUp, 2*time.Second, target)
 	if err != nil || res.Service != "rdp" || res.Details["selected_protocol"] != "ssl" || res.TLS != nil {
 		t.Errorf("got %+v, %v; want rdp, ssl and no TLS", res, err)
 	}

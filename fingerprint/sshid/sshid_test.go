@@ -2,7 +2,6 @@ package sshid
 
 import (
 	"bytes"
-	"context"
 	"crypto/ecdsa"
 	"crypto/ed25519"
 	"crypto/elliptic"
@@ -14,34 +13,15 @@ import (
 	"net/netip"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/reachscan/reach/fingerprint"
+	"github.com/reachscan/reach/fingerprint/internal/grabtest"
 	"golang.org/x/crypto/ssh"
 )
 
 var target = fingerprint.Target{AddrPort: netip.MustParseAddrPort("198.18.0.7:22")}
-
-// pipe runs srv on one end of a net.Pipe and returns the other end. The
-// client end is closed, and srv waited for, when the test ends.
-func pipe(t *testing.T, srv func(net.Conn)) net.Conn {
-	t.Helper()
-	c, s := net.Pipe()
-	var wg sync.WaitGroup
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		defer s.Close()
-		srv(s)
-	}()
-	t.Cleanup(func() {
-		c.Close()
-		wg.Wait()
-	})
-	return c
-}
 
 func ed25519Signer(t *testing.T) ssh.Signer {
 	t.Helper()
@@ -72,8 +52,8 @@ func ecdsaSigner(t *testing.T) ssh.Signer {
 // sshServer returns a server that sends pre (lines before the
 // identification, RFC 4253 §4.2) and then runs a real SSH server with the
 // given version and host key, offering kex.
-func sshServer(version, pre string, key ssh.Signer, kex []string) func(net.Conn) {
-	return func(c net.Conn) {
+func sshServer(version, pre string, key ssh.Signer, kex []string) func(testing.TB, net.Conn) {
+	return func(_ testing.TB, c net.Conn) {
 		if pre != "" {
 			if _, err := io.WriteString(c, pre); err != nil {
 				return
@@ -124,10 +104,7 @@ func TestGrab(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-			defer cancel()
-			c := pipe(t, sshServer(tc.version, tc.pre, tc.key, tc.kex))
-			res, err := New().Grab(ctx, c, target)
+			res, _, err := grabtest.RunTarget(t, New(), sshServer(tc.version, tc.pre, tc.key, tc.kex), 5*time.Second, target)
 			if err != nil {
 				t.Fatalf("Grab: %v", err)
 			}
@@ -162,13 +139,8 @@ func TestGrab(t *testing.T) {
 // TestGrabPartial checks that a server which identifies itself and then
 // falls silent is still reported as SSH, with the deadline's error.
 func TestGrabPartial(t *testing.T) {
-	c := pipe(t, func(c net.Conn) {
-		_, _ = io.WriteString(c, "SSH-2.0-OpenSSH_8.9p1 Ubuntu-3ubuntu0.6\r\n")
-		_, _ = io.Copy(io.Discard, c) // and then nothing
-	})
-	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
-	defer cancel()
-	res, err := New().Grab(ctx, c, target)
+	server := grabtest.Script(grabtest.Send("SSH-2.0-OpenSSH_8.9p1 Ubuntu-3ubuntu0.6\r\n")) // and then nothing
+	res, _, err := grabtest.RunTarget(t, New(), server, 300*time.Millisecond, target)
 	if fingerprint.StatusOf(err) != fingerprint.StatusTimeout {
 		t.Errorf("status %s (%v), want timeout", fingerprint.StatusOf(err), err)
 	}
@@ -180,13 +152,7 @@ func TestGrabPartial(t *testing.T) {
 // TestGrabSSH1 checks that an SSH-1 only server is identified without a
 // key exchange.
 func TestGrabSSH1(t *testing.T) {
-	c := pipe(t, func(c net.Conn) {
-		_, _ = io.WriteString(c, "SSH-1.5-Cisco-1.25\n")
-		_, _ = io.Copy(io.Discard, c)
-	})
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-	defer cancel()
-	res, err := New().Grab(ctx, c, target)
+	res, _, err := grabtest.RunTarget(t, New(), grabtest.Script(grabtest.Send("SSH-1.5-Cisco-1.25\n")), 2*time.Second, target)
 	if err != nil {
 		t.Fatalf("Grab: %v", err)
 	}
@@ -283,76 +249,21 @@ func TestGreets(t *testing.T) {
 	}
 }
 
-// hostile are servers that do not play by any rules.
-var hostile = []struct {
-	name  string
-	serve func(net.Conn)
-}{
-	{"sends nothing", func(c net.Conn) { _, _ = io.Copy(io.Discard, c) }},
-	{"trickles a byte every 50ms", func(c net.Conn) {
-		go func() { _, _ = io.Copy(io.Discard, c) }()
-		for {
-			if _, err := c.Write([]byte("x")); err != nil {
-				return
-			}
-			time.Sleep(50 * time.Millisecond)
-		}
-	}},
-	{"closes at once", func(c net.Conn) {}},
-	{"sends megabytes", func(c net.Conn) {
-		go func() { _, _ = io.Copy(io.Discard, c) }()
-		chunk := bytes.Repeat([]byte("pre-identification line\r\n"), 4096)
-		for {
-			if _, err := c.Write(chunk); err != nil {
-				return
-			}
-		}
-	}},
-	{"sends garbage", func(c net.Conn) {
-		go func() { _, _ = io.Copy(io.Discard, c) }()
-		_, _ = c.Write([]byte("\x00\xff\x13garbage\r\n\x80\x81\n"))
-	}},
-	{"sends an identification then garbage", func(c net.Conn) {
-		go func() { _, _ = io.Copy(io.Discard, c) }()
-		_, _ = c.Write([]byte("SSH-2.0-OpenSSH_9.2p1\r\n\xff\xff\xff\xff\x00garbage"))
-	}},
-}
-
 func TestHostile(t *testing.T) {
-	const limit = 1024
-	for _, h := range hostile {
-		t.Run(h.name, func(t *testing.T) {
-			ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
-			defer cancel()
-			tg := target
-			tg.MaxBanner = limit
-			start := time.Now()
-			res, err := New().Grab(ctx, pipe(t, h.serve), tg)
-			if d := time.Since(start); d > 2*time.Second {
-				t.Errorf("returned after %v", d)
+	grabtest.RunHostile(t, New(), grabtest.Hostile{
+		// An identification, then garbage where the key exchange belongs.
+		Prefix:        "SSH-2.0-OpenSSH_9.2p1\r\n",
+		Trickle:       "x",
+		Flood:         "pre-identification line\r\n",
+		Target:        target,
+		NotRecognised: []string{"junk", "flood"},
+		Timeout:       []string{"silent"},
+		Check: func(t *testing.T, name string, res fingerprint.Result, err error) {
+			if name == "prefix junk" && (res.Service != "ssh" || res.Product != "OpenSSH" || res.Details["kex"] != "") {
+				t.Errorf("got %+v, %v", res, err)
 			}
-			if err == nil {
-				t.Errorf("no error; result %+v", res)
-			}
-			if len(res.Banner) > limit {
-				t.Errorf("kept %d banner bytes, limit %d", len(res.Banner), limit)
-			}
-			switch h.name {
-			case "sends garbage", "sends megabytes":
-				if !errors.Is(err, fingerprint.ErrNotRecognised) {
-					t.Errorf("error %v does not wrap ErrNotRecognised", err)
-				}
-			case "sends nothing":
-				if fingerprint.StatusOf(err) != fingerprint.StatusTimeout {
-					t.Errorf("status %s (%v), want timeout", fingerprint.StatusOf(err), err)
-				}
-			case "sends an identification then garbage":
-				if res.Service != "ssh" || res.Product != "OpenSSH" || res.Details["kex"] != "" {
-					t.Errorf("got %+v", res)
-				}
-			}
-		})
-	}
+		},
+	})
 }
 
 func FuzzParseIdent(f *testing.F) {

@@ -2,41 +2,21 @@ package telnet
 
 import (
 	"bytes"
-	"context"
 	"errors"
 	"fmt"
 	"io"
 	"net"
 	"net/netip"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 	"unicode/utf8"
 
 	"github.com/reachscan/reach/fingerprint"
+	"github.com/reachscan/reach/fingerprint/internal/grabtest"
 )
 
 var target = fingerprint.Target{AddrPort: netip.MustParseAddrPort("198.18.0.7:23")}
-
-// pipe runs srv on one end of a net.Pipe and returns the other end. The
-// client end is closed, and srv waited for, when the test ends.
-func pipe(t *testing.T, srv func(net.Conn)) net.Conn {
-	t.Helper()
-	c, s := net.Pipe()
-	var wg sync.WaitGroup
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		defer s.Close()
-		srv(s)
-	}()
-	t.Cleanup(func() {
-		c.Close()
-		wg.Wait()
-	})
-	return c
-}
 
 // step is one exchange of a scripted server: it sends send, then expects
 // the client to answer exactly want.
@@ -46,8 +26,8 @@ type step struct {
 }
 
 // script plays steps, then waits for the client to hang up.
-func script(t *testing.T, steps ...step) func(net.Conn) {
-	return func(c net.Conn) {
+func script(steps ...step) func(testing.TB, net.Conn) {
+	return func(t testing.TB, c net.Conn) {
 		for _, s := range steps {
 			if _, err := io.WriteString(c, s.send); err != nil {
 				t.Errorf("server: write: %v", err)
@@ -134,9 +114,7 @@ func TestGrab(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
-			defer cancel()
-			res, err := New().Grab(ctx, pipe(t, script(t, tc.steps...)), target)
+			res, _, err := grabtest.RunTarget(t, New(), script(tc.steps...), 3*time.Second, target)
 			if err != nil {
 				t.Fatalf("Grab: %v", err)
 			}
@@ -156,10 +134,7 @@ func TestGrab(t *testing.T) {
 // TestGrabNegotiationOnly checks that a server which negotiates and then
 // stays silent is reported as Telnet, with the deadline's error.
 func TestGrabNegotiationOnly(t *testing.T) {
-	c := pipe(t, script(t, step{"\xff\xfd\x18", "\xff\xfc\x18"}))
-	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
-	defer cancel()
-	res, err := New().Grab(ctx, c, target)
+	res, _, err := grabtest.RunTarget(t, New(), script(step{"\xff\xfd\x18", "\xff\xfc\x18"}), 300*time.Millisecond, target)
 	if res.Service != "telnet" || res.Details["do"] != "24" || fingerprint.StatusOf(err) != fingerprint.StatusTimeout {
 		t.Errorf("got %+v, %v; want telnet with DO 24 and a timeout", res, err)
 	}
@@ -168,10 +143,7 @@ func TestGrabNegotiationOnly(t *testing.T) {
 // TestGrabPlainText checks that text with neither negotiation nor a login
 // prompt is left to another grabber.
 func TestGrabPlainText(t *testing.T) {
-	c := pipe(t, script(t, step{"220 ftp.example.test FTP server ready\r\n", ""}))
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-	defer cancel()
-	res, err := New().Grab(ctx, c, target)
+	res, _, err := grabtest.RunTarget(t, New(), script(step{"220 ftp.example.test FTP server ready\r\n", ""}), 2*time.Second, target)
 	if !errors.Is(err, fingerprint.ErrNotRecognised) || res.Service != "" {
 		t.Errorf("got %+v, %v; want ErrNotRecognised", res, err)
 	}
@@ -192,73 +164,27 @@ func TestGreets(t *testing.T) {
 	}
 }
 
-// hostile are servers that do not play by any rules.
-var hostile = []struct {
-	name  string
-	serve func(net.Conn)
-}{
-	{"sends nothing", func(c net.Conn) { _, _ = io.Copy(io.Discard, c) }},
-	{"trickles a byte every 50ms", func(c net.Conn) {
-		go func() { _, _ = io.Copy(io.Discard, c) }()
-		for i := 0; ; i++ {
-			if _, err := c.Write([]byte{"\xff\xfd\x18"[i%3]}); err != nil {
-				return
-			}
-			time.Sleep(50 * time.Millisecond)
-		}
-	}},
-	{"closes at once", func(c net.Conn) {}},
-	{"sends megabytes", func(c net.Conn) {
-		go func() { _, _ = io.Copy(io.Discard, c) }()
-		chunk := bytes.Repeat([]byte("\xff\xfb\x01welcome "), 8<<10)
-		for {
-			if _, err := c.Write(chunk); err != nil {
-				return
-			}
-		}
-	}},
-	{"sends garbage", func(c net.Conn) {
-		go func() { _, _ = io.Copy(io.Discard, c) }()
-		_, _ = c.Write([]byte("\x00\xff\x13garbage\r\n\x80\x81\n"))
-	}},
-}
-
 func TestHostile(t *testing.T) {
-	const limit = 1024
-	for _, h := range hostile {
-		t.Run(h.name, func(t *testing.T) {
-			ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
-			defer cancel()
-			tg := target
-			tg.MaxBanner = limit
-			start := time.Now()
-			res, err := New().Grab(ctx, pipe(t, h.serve), tg)
-			if d := time.Since(start); d > 2*time.Second {
-				t.Errorf("returned after %v", d)
-			}
-			if len(res.Banner) > limit {
-				t.Errorf("kept %d banner bytes, limit %d", len(res.Banner), limit)
-			}
-			switch h.name {
-			case "sends garbage":
-				if !errors.Is(err, fingerprint.ErrNotRecognised) {
-					t.Errorf("error %v does not wrap ErrNotRecognised", err)
+	grabtest.RunHostile(t, New(), grabtest.Hostile{
+		Trickle:       "\xff\xfd\x18",
+		Flood:         "\xff\xfb\x01welcome ",
+		Target:        target,
+		Pass:          []string{"flood"},
+		NotRecognised: []string{"junk"},
+		Timeout:       []string{"silent", "trickle"},
+		Check: func(t *testing.T, name string, res fingerprint.Result, err error) {
+			switch name {
+			case "close":
+				if res.Service != "" {
+					t.Errorf("got %+v, %v; want no service", res, err)
 				}
-			case "sends nothing", "trickles a byte every 50ms":
-				if fingerprint.StatusOf(err) != fingerprint.StatusTimeout {
-					t.Errorf("status %s (%v), want timeout", fingerprint.StatusOf(err), err)
-				}
-			case "closes at once":
-				if err == nil || res.Service != "" {
-					t.Errorf("got %+v, %v; want an error", res, err)
-				}
-			case "sends megabytes":
-				if err != nil || res.Service != "telnet" || res.Details["will"] != "1" || len(res.Banner) == 0 {
+			case "flood":
+				if res.Service != "telnet" || res.Details["will"] != "1" || len(res.Banner) == 0 {
 					t.Errorf("got %+v, %v", res, err)
 				}
 			}
-		})
-	}
+		},
+	})
 }
 
 func FuzzDecode(f *testing.F) {

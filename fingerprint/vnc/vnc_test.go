@@ -2,42 +2,21 @@ package vnc
 
 import (
 	"bytes"
-	"context"
 	"encoding/binary"
-	"errors"
 	"fmt"
 	"io"
 	"net"
 	"net/netip"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/reachscan/reach/fingerprint"
+	"github.com/reachscan/reach/fingerprint/internal/grabtest"
 )
 
 var target = fingerprint.Target{AddrPort: netip.MustParseAddrPort("198.18.0.7:5900")}
-
-// pipe runs srv on one end of a net.Pipe and returns the other end. The
-// client end is closed, and srv waited for, when the test ends.
-func pipe(t *testing.T, srv func(net.Conn)) net.Conn {
-	t.Helper()
-	c, s := net.Pipe()
-	var wg sync.WaitGroup
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		defer s.Close()
-		srv(s)
-	}()
-	t.Cleanup(func() {
-		c.Close()
-		wg.Wait()
-	})
-	return c
-}
 
 // types is the 3.7/3.8 security message (RFC 6143 §7.1.2): a count, then
 // the types.
@@ -55,8 +34,8 @@ func failure(v33 bool, reason string) []byte {
 }
 
 // server sends version, checks the client's reply is want, then sends sec.
-func server(t *testing.T, version, want string, sec []byte) func(net.Conn) {
-	return func(c net.Conn) {
+func server(version, want string, sec []byte) func(testing.TB, net.Conn) {
+	return func(t testing.TB, c net.Conn) {
 		if _, err := io.WriteString(c, version); err != nil {
 			return
 		}
@@ -110,9 +89,7 @@ func TestGrab(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-			defer cancel()
-			res, err := New().Grab(ctx, pipe(t, server(t, tc.version, tc.reply, tc.sec)), target)
+			res, _, err := grabtest.RunTarget(t, New(), server(tc.version, tc.reply, tc.sec), 2*time.Second, target)
 			if err != nil {
 				t.Fatalf("Grab: %v", err)
 			}
@@ -132,13 +109,8 @@ func TestGrab(t *testing.T) {
 // TestGrabPartial checks that a server which stops after its version is
 // still reported as VNC, with the deadline's error.
 func TestGrabPartial(t *testing.T) {
-	c := pipe(t, func(c net.Conn) {
-		_, _ = io.WriteString(c, "RFB 003.008\n")
-		_, _ = io.Copy(io.Discard, c)
-	})
-	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
-	defer cancel()
-	res, err := New().Grab(ctx, c, target)
+	server := grabtest.Script(grabtest.Send("RFB 003.008\n"))
+	res, _, err := grabtest.RunTarget(t, New(), server, 300*time.Millisecond, target)
 	if fingerprint.StatusOf(err) != fingerprint.StatusTimeout || res.Service != "vnc" || res.Details["version"] != "3.8" {
 		t.Errorf("got %+v, %v; want vnc 3.8 and a timeout", res, err)
 	}
@@ -158,74 +130,29 @@ func TestGreets(t *testing.T) {
 	}
 }
 
-// hostile are servers that do not play by any rules.
-var hostile = []struct {
-	name  string
-	serve func(net.Conn)
-}{
-	{"sends nothing", func(c net.Conn) { _, _ = io.Copy(io.Discard, c) }},
-	{"trickles a byte every 50ms", func(c net.Conn) {
-		go func() { _, _ = io.Copy(io.Discard, c) }()
-		for i := 0; ; i++ {
-			if _, err := c.Write([]byte{"RFB 003.008\n"[i%versionLen]}); err != nil {
-				return
-			}
-			time.Sleep(50 * time.Millisecond)
-		}
-	}},
-	{"closes at once", func(c net.Conn) {}},
-	{"sends megabytes", func(c net.Conn) {
-		go func() { _, _ = io.Copy(io.Discard, c) }()
-		chunk := bytes.Repeat([]byte("RFB 003.008\n"), 8<<10)
-		for {
-			if _, err := c.Write(chunk); err != nil {
-				return
-			}
-		}
-	}},
-	{"sends garbage", func(c net.Conn) {
-		go func() { _, _ = io.Copy(io.Discard, c) }()
-		_, _ = c.Write([]byte("\x00\xff\x13garbage\r\n\x80\x81\n"))
-	}},
-}
-
 func TestHostile(t *testing.T) {
-	const limit = 64
-	for _, h := range hostile {
-		t.Run(h.name, func(t *testing.T) {
-			ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
-			defer cancel()
-			tg := target
-			tg.MaxBanner = limit
-			start := time.Now()
-			res, err := New().Grab(ctx, pipe(t, h.serve), tg)
-			if d := time.Since(start); d > 2*time.Second {
-				t.Errorf("returned after %v", d)
-			}
-			if len(res.Banner) > limit {
-				t.Errorf("kept %d banner bytes, limit %d", len(res.Banner), limit)
-			}
-			switch h.name {
-			case "sends garbage":
-				if !errors.Is(err, fingerprint.ErrNotRecognised) {
-					t.Errorf("error %v does not wrap ErrNotRecognised", err)
+	grabtest.RunHostile(t, New(), grabtest.Hostile{
+		Trickle:       "RFB 003.008\n",
+		Flood:         "RFB 003.008\n",
+		Limit:         64,
+		Target:        target,
+		Pass:          []string{"flood"},
+		NotRecognised: []string{"junk"},
+		Timeout:       []string{"silent", "trickle"},
+		Check: func(t *testing.T, name string, res fingerprint.Result, err error) {
+			switch name {
+			case "close":
+				if res.Service != "" {
+					t.Errorf("got %+v, %v; want no service", res, err)
 				}
-			case "sends nothing", "trickles a byte every 50ms":
-				if fingerprint.StatusOf(err) != fingerprint.StatusTimeout {
-					t.Errorf("status %s (%v), want timeout", fingerprint.StatusOf(err), err)
-				}
-			case "closes at once":
-				if err == nil || res.Service != "" {
-					t.Errorf("got %+v, %v; want an error", res, err)
-				}
-			case "sends megabytes":
+			case "flood":
 				// The repeated version line reads as 82 ('R') types.
-				if err != nil || res.Details["version"] != "3.8" || strings.Count(res.Details["security_types"], ",") != 81 {
+				if res.Details["version"] != "3.8" || strings.Count(res.Details["security_types"], ",") != 81 {
 					t.Errorf("got %+v, %v", res, err)
 				}
 			}
-		})
-	}
+		},
+	})
 }
 
 func TestReply(t *testing.T) {

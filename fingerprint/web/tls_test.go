@@ -8,6 +8,7 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
+	"fmt"
 	"math/big"
 	"net"
 	"net/netip"
@@ -16,6 +17,7 @@ import (
 	"time"
 
 	"github.com/reachscan/reach/fingerprint"
+	"github.com/reachscan/reach/fingerprint/internal/grabtest"
 )
 
 // selfSigned returns a self-signed certificate for www.example.test and
@@ -48,6 +50,24 @@ func selfSigned(t *testing.T, notBefore, notAfter time.Time, isCA bool) (tls.Cer
 	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key}, der
 }
 
+// overTLS grabs with Grabber on the *tls.Conn returned by
+// fingerprint.Handshake, as the pool does on TLS ports, and keeps the
+// handshake's description.
+type overTLS struct {
+	*Grabber
+	hostname string
+	info     *fingerprint.TLSInfo
+}
+
+func (g *overTLS) Grab(ctx context.Context, c net.Conn, t fingerprint.Target) (fingerprint.Result, error) {
+	tc, info, err := fingerprint.Handshake(ctx, c, g.hostname)
+	if err != nil {
+		return fingerprint.Result{}, fmt.Errorf("handshake: %w", err)
+	}
+	g.info = info
+	return g.Grabber.Grab(ctx, tc, t)
+}
+
 // TestGrabOverTLS runs the grabber on the *tls.Conn returned by
 // fingerprint.Handshake, as the pool does on TLS ports, and checks the
 // certificate summary.
@@ -70,26 +90,22 @@ func TestGrabOverTLS(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			cert, der := selfSigned(t, tc.from, tc.to, tc.isCA)
 			raw := response("200 OK", []string{"Server: nginx/1.22.1"}, []byte("<title>secure</title>"))
-			serve := reply(t, raw)
-			c := pipe(t, func(c net.Conn) {
+			serve := reply(raw)
+			server := func(t testing.TB, c net.Conn) {
 				sc := tls.Server(c, &tls.Config{Certificates: []tls.Certificate{cert}, NextProtos: []string{"http/1.1"}})
 				if err := sc.Handshake(); err != nil {
 					t.Errorf("server handshake: %v", err)
 					return
 				}
-				serve(sc)
+				serve(t, sc)
 				_ = sc.Close()
-			})
-			ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
-			defer cancel()
-			tc2, info, err := fingerprint.Handshake(ctx, c, "www.example.test")
-			if err != nil {
-				t.Fatalf("Handshake: %v", err)
 			}
-			res, err := New().Grab(ctx, tc2, fingerprint.Target{AddrPort: netip.MustParseAddrPort("198.18.0.7:8080")})
+			g := &overTLS{Grabber: New(), hostname: "www.example.test"}
+			res, _, err := grabtest.RunTarget(t, g, server, 3*time.Second, fingerprint.Target{AddrPort: netip.MustParseAddrPort("198.18.0.7:8080")})
 			if err != nil {
 				t.Fatalf("Grab: %v", err)
 			}
+			info := g.info
 			if res.Product != "nginx" || res.Version != "1.22.1" || res.Details["title"] != "secure" {
 				t.Errorf("got product %q version %q title %q over TLS", res.Product, res.Version, res.Details["title"])
 			}

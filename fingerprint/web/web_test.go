@@ -3,10 +3,8 @@ package web
 import (
 	"bufio"
 	"bytes"
-	"context"
 	"crypto/sha256"
 	"encoding/hex"
-	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -14,34 +12,15 @@ import (
 	"net/netip"
 	"os"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 	"unicode/utf8"
 
 	"github.com/reachscan/reach/fingerprint"
+	"github.com/reachscan/reach/fingerprint/internal/grabtest"
 )
 
 var target = fingerprint.Target{AddrPort: netip.MustParseAddrPort("198.18.0.7:8080")}
-
-// pipe runs srv on one end of a net.Pipe and returns the other end. The
-// client end is closed, and srv waited for, when the test ends.
-func pipe(t *testing.T, srv func(net.Conn)) net.Conn {
-	t.Helper()
-	c, s := net.Pipe()
-	var wg sync.WaitGroup
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		defer s.Close()
-		srv(s)
-	}()
-	t.Cleanup(func() {
-		c.Close()
-		wg.Wait()
-	})
-	return c
-}
 
 // response builds an HTTP/1.1 response (RFC 9112 §4, §6) with a
 // Content-Length header.
@@ -58,8 +37,8 @@ func response(status string, headers []string, body []byte) []byte {
 
 // reply returns a server that reads one request, checks it, sends raw and
 // closes.
-func reply(t *testing.T, raw []byte) func(net.Conn) {
-	return func(c net.Conn) {
+func reply(raw []byte) func(testing.TB, net.Conn) {
+	return func(t testing.TB, c net.Conn) {
 		req, err := http.ReadRequest(bufio.NewReader(c))
 		if err != nil {
 			t.Errorf("server: read request: %v", err)
@@ -195,9 +174,7 @@ func TestGrab(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-			defer cancel()
-			res, err := New().Grab(ctx, pipe(t, reply(t, tc.raw)), target)
+			res, _, err := grabtest.RunTarget(t, New(), reply(tc.raw), 2*time.Second, target)
 			if err != nil {
 				t.Fatalf("Grab: %v", err)
 			}
@@ -257,7 +234,7 @@ func TestParseServer(t *testing.T) {
 func TestBodyLimit(t *testing.T) {
 	const limit = 4096
 	head := "HTTP/1.1 200 OK\r\nServer: flood\r\n\r\n"
-	c := pipe(t, func(c net.Conn) {
+	flood := func(_ testing.TB, c net.Conn) {
 		go func() { _, _ = io.Copy(io.Discard, c) }()
 		if _, err := io.WriteString(c, head); err != nil {
 			return
@@ -268,12 +245,10 @@ func TestBodyLimit(t *testing.T) {
 				return
 			}
 		}
-	})
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-	defer cancel()
+	}
 	tg := target
 	tg.MaxBanner = limit
-	res, err := New().Grab(ctx, c, tg)
+	res, _, err := grabtest.RunTarget(t, New(), flood, 2*time.Second, tg)
 	if err != nil {
 		t.Fatalf("Grab: %v", err)
 	}
@@ -285,64 +260,15 @@ func TestBodyLimit(t *testing.T) {
 	}
 }
 
-// hostile are servers that do not play by any rules.
-var hostile = []struct {
-	name  string
-	serve func(net.Conn)
-}{
-	{"sends nothing", func(c net.Conn) { _, _ = io.Copy(io.Discard, c) }},
-	{"trickles a byte every 50ms", func(c net.Conn) {
-		go func() { _, _ = io.Copy(io.Discard, c) }()
-		for {
-			if _, err := c.Write([]byte("H")); err != nil {
-				return
-			}
-			time.Sleep(50 * time.Millisecond)
-		}
-	}},
-	{"closes at once", func(c net.Conn) {}},
-	{"sends megabytes", func(c net.Conn) {
-		go func() { _, _ = io.Copy(io.Discard, c) }()
-		chunk := bytes.Repeat([]byte("HTTP/1.1 200 OK\r\nX: "), 4096)
-		for {
-			if _, err := c.Write(chunk); err != nil {
-				return
-			}
-		}
-	}},
-	{"sends garbage", func(c net.Conn) {
-		go func() { _, _ = io.Copy(io.Discard, c) }()
-		_, _ = c.Write([]byte("\x00\xff\x13garbage\r\n\r\n\x80\x81"))
-	}},
-}
-
 func TestHostile(t *testing.T) {
-	const limit = 1024
-	for _, h := range hostile {
-		t.Run(h.name, func(t *testing.T) {
-			ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
-			defer cancel()
-			tg := target
-			tg.MaxBanner = limit
-			start := time.Now()
-			res, err := New().Grab(ctx, pipe(t, h.serve), tg)
-			if d := time.Since(start); d > 2*time.Second {
-				t.Errorf("returned after %v", d)
-			}
-			if err == nil {
-				t.Errorf("no error; result %+v", res)
-			}
-			if len(res.Banner) > limit {
-				t.Errorf("kept %d banner bytes, limit %d", len(res.Banner), limit)
-			}
-			if h.name == "sends garbage" && !errors.Is(err, fingerprint.ErrNotRecognised) {
-				t.Errorf("garbage: error %v does not wrap ErrNotRecognised", err)
-			}
-			if h.name == "sends nothing" && fingerprint.StatusOf(err) != fingerprint.StatusTimeout {
-				t.Errorf("silence: status %s, want timeout (%v)", fingerprint.StatusOf(err), err)
-			}
-		})
-	}
+	grabtest.RunHostile(t, New(), grabtest.Hostile{
+		Prefix:        "HTTP/1.1 200 OK\r\n",
+		Trickle:       "H",
+		Flood:         "HTTP/1.1 200 OK\r\nX: ",
+		Target:        target,
+		NotRecognised: []string{"junk"},
+		Timeout:       []string{"silent"},
+	})
 }
 
 func FuzzParseResponse(f *testing.F) {
