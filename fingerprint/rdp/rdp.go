@@ -248,4 +248,3 @@ func (g *Grabber) Grab(ctx context.Context, conn net.Conn, t fingerprint.Target)
 	}
 	return res, nil
 }
-

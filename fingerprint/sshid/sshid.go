@@ -328,4 +328,3 @@ func (c *replayConn) after(skip int) []byte {
 	}
 	return bytes.Clone(c.seen[skip:])
 }
-

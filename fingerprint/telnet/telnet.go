@@ -306,4 +306,3 @@ func join(opts []byte) string {
 	}
 	return strings.Join(s, ",")
 }
-

@@ -252,4 +252,3 @@ func auth(types []uint32) fingerprint.Auth {
 	}
 	return fingerprint.AuthRequired
 }
-
