@@ -153,6 +153,34 @@ func Bind(ctx context.Context, conn net.Conn) (stop func() bool, err error) {
 	return context.AfterFunc(ctx, func() { _ = conn.SetDeadline(time.Now()) }), nil
 }
 
+// Recorder passes reads through from R and keeps a copy of the first Max
+// bytes read (a banner), counting every byte read in Total.
+type Recorder struct {
+	R     io.Reader
+	Max   int
+	Buf   []byte
+	Total int
+}
+
+func (c *Recorder) Read(p []byte) (int, error) {
+	n, err := c.R.Read(p)
+	c.Total += n
+	if room := c.Max - len(c.Buf); room > 0 {
+		c.Buf = append(c.Buf, p[:min(n, room)]...)
+	}
+	return n, err
+}
+
+// Consumed returns the kept bytes that a reader on top of c has consumed,
+// given how many it still buffers (bufio.Reader.Buffered), and stops
+// keeping more: the banner is what the protocol read, not what it
+// read ahead.
+func (c *Recorder) Consumed(buffered int) []byte {
+	n := max(0, min(len(c.Buf), c.Total-buffered))
+	c.Max, c.Buf = n, c.Buf[:n:n]
+	return c.Buf
+}
+
 // ReadSome reads what the peer sends into buf until buf is full, the peer
 // pauses for quiet, or ctx's deadline passes, and returns the bytes read. It
 // never reads past len(buf), so a peer that sends megabytes costs len(buf).

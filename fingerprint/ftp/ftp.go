@@ -86,7 +86,7 @@ func (g *Grabber) Grab(ctx context.Context, conn net.Conn, t fingerprint.Target)
 		}
 	}
 	limit := t.Limit()
-	rec := &recorder{r: conn, max: limit}
+	rec := &fingerprint.Recorder{R: conn, Max: limit}
 	// The whole conversation reads at most this many bytes, so a reply
 	// without an end costs no more.
 	lr := &io.LimitedReader{R: rec, N: int64(max(4*limit, 16<<10))}
@@ -111,9 +111,7 @@ func (g *Grabber) Grab(ctx context.Context, conn net.Conn, t fingerprint.Target)
 		return fingerprint.Result{}, fmt.Errorf("ftp: greeting %d %q: %w", code, clip(greeting, 64), fingerprint.ErrNotRecognised)
 	}
 	// The banner is the greeting: what was consumed, not what is buffered.
-	n := min(len(rec.buf), rec.total-br.Buffered())
-	rec.max, rec.buf = n, rec.buf[:n:n]
-	res := fingerprint.Result{Service: "ftp", Banner: rec.buf, Details: map[string]string{}}
+	res := fingerprint.Result{Service: "ftp", Banner: rec.Consumed(br.Buffered()), Details: map[string]string{}}
 	res.Product, res.Version = Product(greeting)
 
 	reply := func(cmd string) (int, string, error) {
@@ -179,20 +177,3 @@ func isCode(b []byte) bool {
 
 // clip cuts s to at most n bytes.
 func clip(s string, n int) string { return s[:min(len(s), n)] }
-
-// recorder keeps the first max bytes read through it and counts them all.
-type recorder struct {
-	r     io.Reader
-	max   int
-	buf   []byte
-	total int
-}
-
-func (c *recorder) Read(p []byte) (int, error) {
-	n, err := c.r.Read(p)
-	c.total += n
-	if room := c.max - len(c.buf); room > 0 {
-		c.buf = append(c.buf, p[:min(n, room)]...)
-	}
-	return n, err
-}

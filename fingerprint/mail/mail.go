@@ -58,7 +58,7 @@ func productOf(table []product, greeting string) (string, string) {
 // session is the text side of one connection.
 type session struct {
 	conn  net.Conn
-	rec   *recorder
+	rec   *fingerprint.Recorder
 	br    *bufio.Reader
 	tp    *textproto.Reader
 	limit int
@@ -73,7 +73,7 @@ func newSession(ctx context.Context, conn net.Conn, limit int) (*session, error)
 			return nil, fmt.Errorf("set deadline: %w", err)
 		}
 	}
-	rec := &recorder{r: conn, max: limit}
+	rec := &fingerprint.Recorder{R: conn, Max: limit}
 	br := bufio.NewReader(&io.LimitedReader{R: rec, N: int64(max(4*limit, 16<<10))})
 	return &session{conn: conn, rec: rec, br: br, tp: textproto.NewReader(br), limit: limit}, nil
 }
@@ -81,10 +81,7 @@ func newSession(ctx context.Context, conn net.Conn, limit int) (*session, error)
 // banner stops recording and returns what was consumed so far (read and
 // not left in the buffer): the greeting, at most limit bytes of it.
 func (s *session) banner() []byte {
-	n := min(len(s.rec.buf), s.rec.total-s.br.Buffered())
-	s.rec.max = n
-	s.rec.buf = s.rec.buf[:n:n]
-	return s.rec.buf
+	return s.rec.Consumed(s.br.Buffered())
 }
 
 // send writes one command line.
@@ -104,7 +101,7 @@ func (s *session) starttls(ctx context.Context, host string) (*fingerprint.TLSIn
 	if err != nil {
 		return nil, err
 	}
-	s.conn, s.rec.r = tc, tc
+	s.conn, s.rec.R = tc, tc
 	return info, nil
 }
 
@@ -140,21 +137,4 @@ func notMail(proto string, head []byte, err error) error {
 		return fmt.Errorf("%s: greeting %q: %w", proto, head, fingerprint.ErrNotRecognised)
 	}
 	return fmt.Errorf("%s: read greeting: %w", proto, err)
-}
-
-// recorder keeps the first max bytes read through it and counts them all.
-type recorder struct {
-	r     io.Reader
-	max   int
-	buf   []byte
-	total int
-}
-
-func (c *recorder) Read(p []byte) (int, error) {
-	n, err := c.r.Read(p)
-	c.total += n
-	if room := c.max - len(c.buf); room > 0 {
-		c.buf = append(c.buf, p[:min(n, room)]...)
-	}
-	return n, err
 }

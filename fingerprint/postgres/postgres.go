@@ -121,7 +121,7 @@ func (g *Grabber) Grab(ctx context.Context, conn net.Conn, t fingerprint.Target)
 	if _, err := conn.Write(startupMessage("user", "postgres", "database", "postgres")); err != nil {
 		return res, fmt.Errorf("postgres: send startup: %w", err)
 	}
-	rec := &recorder{r: conn, max: limit}
+	rec := &fingerprint.Recorder{R: conn, Max: limit}
 	r := bufio.NewReader(rec)
 	// A server that completed a TLS handshake after SSLRequest is
 	// PostgreSQL whatever it says next.
@@ -131,7 +131,7 @@ func (g *Grabber) Grab(ctx context.Context, conn net.Conn, t fingerprint.Target)
 			return fingerprint.Result{}, fmt.Errorf("postgres: startup reply type %q: %w", b[0], fingerprint.ErrNotRecognised)
 		}
 		typ, body, err := readMessage(r, limit)
-		res.Banner = rec.buf
+		res.Banner = rec.Buf
 		if err != nil {
 			if st.seen {
 				return res, fmt.Errorf("postgres: read startup reply: %w", err)
@@ -153,21 +153,6 @@ func (g *Grabber) Grab(ctx context.Context, conn net.Conn, t fingerprint.Target)
 		return fingerprint.Result{}, fmt.Errorf("postgres: %d messages without authentication: %w", maxMessages, fingerprint.ErrNotRecognised)
 	}
 	return res, nil
-}
-
-// recorder keeps the first max bytes read through it.
-type recorder struct {
-	r   io.Reader
-	max int
-	buf []byte
-}
-
-func (c *recorder) Read(p []byte) (int, error) {
-	n, err := c.r.Read(p)
-	if room := c.max - len(c.buf); room > 0 {
-		c.buf = append(c.buf, p[:min(n, room)]...)
-	}
-	return n, err
 }
 
 var errTooLong = errors.New("message longer than the banner limit")

@@ -77,10 +77,10 @@ func (g *Grabber) Grab(ctx context.Context, conn net.Conn, t fingerprint.Target)
 	}
 
 	limit := t.Limit()
-	raw := &recorder{r: io.LimitReader(conn, int64(limit))}
+	raw := &fingerprint.Recorder{R: io.LimitReader(conn, int64(limit)), Max: limit}
 	resp, err := http.ReadResponse(bufio.NewReader(raw), nil)
 	if err != nil {
-		got := raw.buf.Bytes()
+		got := raw.Buf
 		switch {
 		case bytes.HasPrefix(got, []byte("HTTP/")):
 			// An HTTP reply cut short (by the limit, the deadline or the
@@ -102,7 +102,7 @@ func (g *Grabber) Grab(ctx context.Context, conn net.Conn, t fingerprint.Target)
 	}
 
 	res := Describe(resp, body)
-	res.Banner = headerBytes(raw.buf.Bytes())
+	res.Banner = headerBytes(raw.Buf)
 	if bodyErr != nil {
 		return res, fmt.Errorf("http: read body: %w", bodyErr)
 	}
@@ -287,19 +287,6 @@ func headerBytes(raw []byte) []byte {
 		end = i + 2
 	}
 	return bytes.Clone(raw[:end])
-}
-
-// recorder keeps a copy of everything read through it. It sits on a
-// LimitReader, so it never holds more than the limit.
-type recorder struct {
-	r   io.Reader
-	buf bytes.Buffer
-}
-
-func (r *recorder) Read(p []byte) (int, error) {
-	n, err := r.r.Read(p)
-	r.buf.Write(p[:n])
-	return n, err
 }
 
 // isNetErr reports whether err came from the connection rather than from
