@@ -2,7 +2,6 @@ package bench
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -16,6 +15,7 @@ import (
 	"time"
 
 	"github.com/safchain/ethtool"
+	"github.com/vishvananda/netlink"
 
 	"github.com/reachscan/reach/bench/responder"
 	"github.com/reachscan/reach/bench/testnet"
@@ -322,7 +322,7 @@ func (h *Harness) one(ctx context.Context, mode, tool string, threads, rate, rou
 		err = h.recall(ctx, &r, cmd, smp, inv, stderr, s.cool)
 	}
 	r.Seconds = time.Since(start).Seconds()
-	if d, derr := txDropped(ctx, nw); derr == nil {
+	if d, derr := txDropped(nw); derr == nil {
 		r.SendDrops = d
 	}
 	if err != nil {
@@ -331,23 +331,21 @@ func (h *Harness) one(ctx context.Context, mode, tool string, threads, rate, rou
 	return r, nil
 }
 
-// txDropped reads the TX dropped counter of the scanner's veth end.
-func txDropped(ctx context.Context, nw *testnet.Network) (uint64, error) {
-	out, err := nw.Command(ctx, nw.Scan, "ip", "-s", "-j", "link", "show", "dev", nw.ScanIf).Output()
-	if err != nil {
-		return 0, err
-	}
-	var links []struct {
-		Stats struct {
-			TX struct {
-				Dropped uint64 `json:"dropped"`
-			} `json:"tx"`
-		} `json:"stats64"`
-	}
-	if err := json.Unmarshal(out, &links); err != nil || len(links) != 1 {
-		return 0, fmt.Errorf("ip -s -j link: %v", err)
-	}
-	return links[0].Stats.TX.Dropped, nil
+// txDropped reads the TX dropped counter of the scanner's veth end
+// (netlink, from inside its namespace).
+func txDropped(nw *testnet.Network) (uint64, error) {
+	var dropped uint64
+	err := testnet.InNamespace(nw.Scan, func() error {
+		l, err := netlink.LinkByName(nw.ScanIf)
+		if err != nil {
+			return fmt.Errorf("link %s: %w", nw.ScanIf, err)
+		}
+		if st := l.Attrs().Statistics; st != nil {
+			dropped = st.TxDropped
+		}
+		return nil
+	})
+	return dropped, err
 }
 
 // measureWindow samples the far side's drop counter and the tool's CPU time

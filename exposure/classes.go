@@ -6,6 +6,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/reachscan/reach/engine/target"
 	"github.com/reachscan/reach/export"
 )
 
@@ -169,12 +170,7 @@ func KnownServices() []string {
 
 // Endpoint formats a row's address and port as "198.19.1.3:6379".
 func Endpoint(r export.Row) string {
-	return netip.AddrPortFrom(Addr(r.Addr), r.Port).String()
-}
-
-// Addr converts a host-order address to a netip.Addr.
-func Addr(a uint32) netip.Addr {
-	return netip.AddrFrom4([4]byte{byte(a >> 24), byte(a >> 16), byte(a >> 8), byte(a)})
+	return netip.AddrPortFrom(target.Addr(r.Addr), r.Port).String()
 }
 
 // label names what answered: "Redis 7.0.15", or the table's name when no

@@ -128,6 +128,11 @@ func (a *attempt) run(ctx context.Context, g Grabber, overTLS bool) (Result, err
 		}
 		conn, info = tc, ti
 	}
+	return a.grabOn(ctx, g, conn, info)
+}
+
+// grabOn runs g on an open connection (inside TLS when info is set).
+func (a *attempt) grabOn(ctx context.Context, g Grabber, conn net.Conn, info *TLSInfo) (Result, error, bool) {
 	res, err := g.Grab(ctx, conn, a.t)
 	if res.Module == "" {
 		res.Module = g.Name()
@@ -284,30 +289,44 @@ func (a *attempt) greeting(ctx context.Context) (Result, error, bool) {
 // server that speaks TLS but nothing recognisable inside is service "tls".
 func (a *attempt) viaTLS(ctx context.Context, byPort func(Grabber) bool) (Result, error, bool) {
 	a.tls = true
-	conn, err := a.dial(ctx)
-	if err != nil {
-		return Result{}, err, true
-	}
-	// a server that does not speak TLS may wait for more of what it took
-	// for a command: the handshake gets a probe's share of the deadline
-	hctx, cancel := a.probeContext(ctx)
-	_, info, err := Handshake(hctx, conn, a.t.Hostname)
-	cancel()
-	conn.Close()
-	if err != nil {
-		if ctx.Err() != nil {
-			return Result{}, ctx.Err(), true
-		}
-		return Result{}, err, false
-	}
 	var inner []Grabber
 	for _, g := range a.p.cfg.Grabbers {
 		if _, greets := g.(Greeter); byPort(g) || (!greets && g.Name() == "http") {
 			inner = append(inner, g)
 		}
 	}
-	for _, g := range inner {
-		res, err, done := a.run(ctx, g, true)
+	// offer HTTP in ALPN only when HTTP is what will be spoken first: some
+	// mail servers end a handshake that offers it
+	var alpn []string
+	if len(inner) > 0 && inner[0].Name() == "http" {
+		alpn = []string{"h2", "http/1.1"}
+	}
+	conn, err := a.dial(ctx)
+	if err != nil {
+		return Result{}, err, true
+	}
+	defer conn.Close()
+	// a server that does not speak TLS may wait for more of what it took
+	// for a command: the handshake gets a probe's share of the deadline
+	hctx, cancel := a.probeContext(ctx)
+	tc, info, err := HandshakeALPN(hctx, conn, a.t.Hostname, alpn)
+	cancel()
+	if err != nil {
+		if ctx.Err() != nil {
+			return Result{}, ctx.Err(), true
+		}
+		return Result{}, err, false
+	}
+	for i, g := range inner {
+		var res Result
+		var done bool
+		if i == 0 && info.ALPN != "h2" {
+			// the first grabber speaks on the probe's own session: one
+			// handshake, not two (reach speaks HTTP/1.1, not h2)
+			res, err, done = a.grabOn(ctx, g, tc, info)
+		} else {
+			res, err, done = a.run(ctx, g, true)
+		}
 		if done {
 			if res.Service != "" && res.TLS == nil {
 				res.TLS = info

@@ -291,3 +291,36 @@ func TestPoolCancel(t *testing.T) {
 		t.Errorf("%d results for %d targets", n.Load(), len(routes))
 	}
 }
+
+// TestPoolOneConnectionForHTTPS: on a TLS port the probe's own session
+// carries the HTTP request, so an HTTPS grab costs one connection and one
+// handshake, not two.
+func TestPoolOneConnectionForHTTPS(t *testing.T) {
+	cert := selfSigned(t)
+	var handshakes atomic.Int32
+	https := server(t, func(c net.Conn) {
+		tc := tls.Server(c, &tls.Config{Certificates: []tls.Certificate{cert}})
+		if tc.Handshake() == nil {
+			handshakes.Add(1)
+			httpServe(tc)
+		}
+	})
+	ap := netip.MustParseAddrPort("198.51.100.11:443")
+	var dials atomic.Int32
+	base := dialer(map[netip.AddrPort]string{ap: https})
+	dial := func(ctx context.Context, n, a string) (net.Conn, error) {
+		dials.Add(1)
+		return base(ctx, n, a)
+	}
+	pool, err := fingerprint.NewPool(fingerprint.PoolConfig{Grabbers: registry.Grabbers(), Dial: dial, Timeout: 2 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	res := pool.Grab(context.Background(), fingerprint.Target{AddrPort: ap})
+	if res.Status != fingerprint.StatusSuccess || res.Product != "nginx" || res.TLS.Leaf() == nil {
+		t.Fatalf("got %s %q %q TLS %v (%s)", res.Status, res.Service, res.Product, res.TLS, res.Error)
+	}
+	if d, h := dials.Load(), handshakes.Load(); d != 1 || h != 1 {
+		t.Errorf("%d connections and %d handshakes, want 1 and 1", d, h)
+	}
+}

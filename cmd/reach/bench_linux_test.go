@@ -16,6 +16,7 @@ import (
 	"github.com/reachscan/reach/bench/responder"
 	"github.com/reachscan/reach/bench/testnet"
 	"github.com/reachscan/reach/engine/target"
+	"github.com/reachscan/reach/export"
 )
 
 // BenchmarkReceive scans 198.19.0.0/16 × the responder's 7 open-capable
@@ -189,25 +190,38 @@ func TestBenchHarness(t *testing.T) {
 }
 
 // BenchmarkGrabNginx grabs 5,000 times from the simulated network's nginx
-// (198.19.1.1:80) with reach grab's default pool, and with the
-// per-address cap raised to the worker count, and reports grabs per
+// (198.19.1.1:80) with reach grab's default pool, with the per-address cap
+// raised to the worker count, and over HTTPS (443), and reports grabs per
 // second. Every grab must identify nginx.
 func BenchmarkGrabNginx(b *testing.B) {
 	if err := testnet.Available(); err != nil {
 		b.Skipf("simulated network unavailable: %v", err)
 	}
 	const n = 5000
-	list := filepath.Join(b.TempDir(), "targets.txt")
-	if err := os.WriteFile(list, []byte(strings.Repeat("198.19.1.1:80\n", n)), 0o644); err != nil {
-		b.Fatal(err)
-	}
 	for _, tc := range []struct {
-		name string
-		args []string
+		name   string
+		target string
+		args   []string
 	}{
-		{"default", nil},
-		{"per-host-256", []string{"--grab-per-host", "256"}},
+		{"default", "198.19.1.1:80", nil},
+		{"per-host-256", "198.19.1.1:80", []string{"--grab-per-host", "256"}},
+		{"https-default", "198.19.1.1:443", nil}, // TLS handshake and certificate too
 	} {
+		// a reach output with the same open pair n times (a list would be
+		// grabbed once per pair)
+		list := filepath.Join(b.TempDir(), "targets.jsonl")
+		w, err := export.Create(list, "")
+		if err != nil {
+			b.Fatal(err)
+		}
+		ap := netip.MustParseAddrPort(tc.target)
+		row := export.Row{Time: time.Now(), Addr: target.U32(ap.Addr()), Port: ap.Port(), Status: "open"}
+		for range n {
+			w.Write(&row)
+		}
+		if err := w.Close(); err != nil {
+			b.Fatal(err)
+		}
 		b.Run(tc.name, func(b *testing.B) {
 			for b.Loop() {
 				ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"encoding/csv"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -79,15 +80,11 @@ func applyGrab(r *export.Row, res fingerprint.Result) {
 // grabLine is the one-line text of a grab result on stdout:
 // ip,port,service,product,version,status.
 func grabLine(r *export.Row) string {
-	return fmt.Sprintf("%s,%d,%s,%s,%s,%s\n", netip.AddrFrom4([4]byte{byte(r.Addr >> 24), byte(r.Addr >> 16), byte(r.Addr >> 8), byte(r.Addr)}),
-		r.Port, csvField(r.Service), csvField(r.Product), csvField(r.Version), r.GrabStatus)
-}
-
-func csvField(s string) string {
-	if strings.ContainsAny(s, ",\"\r\n") {
-		return `"` + strings.ReplaceAll(s, `"`, `""`) + `"`
-	}
-	return s
+	var b strings.Builder
+	w := csv.NewWriter(&b) // RFC 4180 quoting for what servers chose to call themselves
+	w.Write([]string{target.Addr(r.Addr).String(), strconv.Itoa(int(r.Port)), r.Service, r.Product, r.Version, r.GrabStatus})
+	w.Flush()
+	return b.String()
 }
 
 // syncWriter serialises writes from the grab workers and the receiver.
@@ -148,17 +145,10 @@ column with -o. Exit codes: 0 done (whatever each target answered), 1 runtime fa
 				return err
 			}
 			w := &syncWriter{}
-			if p := c.String("output"); p != "" {
-				var f export.Format
-				if s := c.String("output-format"); s != "" {
-					if f, err = export.ParseFormat(s); err != nil {
-						return usageError{err}
-					}
-				}
-				if w.file, err = export.Create(p, f); err != nil {
-					return usageError{err}
-				}
-			} else {
+			if w.file, err = openOutput(c); err != nil {
+				return err
+			}
+			if w.file == nil {
 				w.out = c.App.Writer
 			}
 			ctx, stop := signal.NotifyContext(c.Context, os.Interrupt, syscall.SIGTERM)
@@ -169,7 +159,7 @@ column with -o. Exit codes: 0 done (whatever each target answered), 1 runtime fa
 			b := pool.Start(ctx)
 			for i := range rows {
 				r := &rows[i]
-				a := netip.AddrPortFrom(addrOf(r.Addr), r.Port)
+				a := netip.AddrPortFrom(target.Addr(r.Addr), r.Port)
 				b.Submit(fingerprint.Target{AddrPort: a}, func(res fingerprint.Result) {
 					applyGrab(r, res)
 					if r.Status == "" { // from a list: what the connection found
@@ -203,10 +193,6 @@ column with -o. Exit codes: 0 done (whatever each target answered), 1 runtime fa
 			return err
 		},
 	}
-}
-
-func addrOf(a uint32) netip.Addr {
-	return netip.AddrFrom4([4]byte{byte(a >> 24), byte(a >> 16), byte(a >> 8), byte(a)})
 }
 
 // readGrabTargets reads path: a reach output file (by extension, or a CSV

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/reachscan/reach/bench/testnet"
+	"github.com/reachscan/reach/engine/target"
 	"github.com/reachscan/reach/export"
 )
 
@@ -60,7 +61,7 @@ func TestScanBannersIdentifiesRealServers(t *testing.T) {
 	}
 	got := map[string]export.Row{}
 	for _, r := range rows {
-		got[addrOf(r.Addr).String()+":"+strconv.Itoa(int(r.Port))] = r
+		got[target.Addr(r.Addr).String()+":"+strconv.Itoa(int(r.Port))] = r
 	}
 	for _, tc := range []struct {
 		at, service, product, version string // version: a prefix of what the grab reports

@@ -38,8 +38,9 @@ func readScans(paths []string) ([]export.Row, error) {
 	return rows, nil
 }
 
-// openOutput creates the -o file of c, if any, before anything is printed,
-// so a bad path is an error before the work rather than after it.
+// openOutput creates the -o/-O output of c (scan, grab, review, diff), or
+// returns nil when there is none. Callers open it before the work, so a bad
+// path is an error before anything is sent or printed.
 func openOutput(c *cli.Context) (export.Writer, error) {
 	p := c.String("output")
 	if p == "" {

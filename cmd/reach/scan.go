@@ -94,15 +94,9 @@ func scanCommand(log *slog.Logger) *cli.Command {
 			out := bufio.NewWriterSize(c.App.Writer, 64*1024)
 			closed := c.Bool("output-closed")
 			var file export.Writer
-			if p := c.String("output"); p != "" && !cfg.DryRun {
-				var f export.Format
-				if s := c.String("output-format"); s != "" {
-					if f, err = export.ParseFormat(s); err != nil {
-						return usageError{err}
-					}
-				}
-				if file, err = export.Create(p, f); err != nil {
-					return usageError{err}
+			if !cfg.DryRun {
+				if file, err = openOutput(c); err != nil {
+					return err
 				}
 			}
 			shard := uint16(cfg.Plan.Layout.Shard)
@@ -134,7 +128,7 @@ func scanCommand(log *slog.Logger) *cli.Command {
 						sw.write(r, l)
 						return
 					}
-					grabs.Submit(fingerprint.Target{AddrPort: netip.AddrPortFrom(addrOf(h.Addr), h.Port)}, func(res fingerprint.Result) {
+					grabs.Submit(fingerprint.Target{AddrPort: netip.AddrPortFrom(target.Addr(h.Addr), h.Port)}, func(res fingerprint.Result) {
 						applyGrab(r, res)
 						if file != nil {
 							sw.write(r, "")
