@@ -26,7 +26,7 @@ func TestDuckDBReadsParquet(t *testing.T) {
 	out := t.TempDir()
 	file := filepath.Join(out, "scan.parquet")
 	for _, path := range []string{file, filepath.Join(out, "parts") + "/"} {
-		w, err := Create(path, "")
+		w, err := Create(path, "", nil)
 		if err != nil {
 			t.Fatal(err)
 		}

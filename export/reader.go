@@ -40,8 +40,12 @@ func ReadFile(path string) ([]Row, error) {
 	}
 	if st.IsDir() {
 		parts, _ := filepath.Glob(filepath.Join(path, "date=*", "part-*.parquet"))
+		for _, f := range []Format{Parquet, Arrow, CSV, NDJSON} { // the committed parts of an output (NAME.parts/)
+			p, _ := filepath.Glob(filepath.Join(path, "part-*"+f.Extension()))
+			parts = append(parts, p...)
+		}
 		if len(parts) == 0 {
-			return nil, fmt.Errorf("read %s: a directory without a partitioned reach dataset (DIR/date=YYYY-MM-DD/part-NNNNN.parquet)", path)
+			return nil, fmt.Errorf("read %s: a directory without a partitioned reach dataset (DIR/date=YYYY-MM-DD/part-NNNNN.parquet) or committed parts (NAME.parts/part-*)", path)
 		}
 		sort.Strings(parts)
 		var out []Row

@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -67,17 +68,54 @@ func ParseFormat(s string) (Format, error) {
 }
 
 // Writer writes result rows. Close must be called; a file output appears
-// under its final name only when Close succeeds (it is written to NAME.tmp
-// and renamed), so no reader ever sees half a file.
+// under its final name only when Close succeeds (it is written to a temporary
+// name unique to the writer and renamed), so no reader ever sees half a file.
+// Abort drops what was written and leaves the final name as it was.
 type Writer interface {
 	Write(r *Row) error
 	Close() error
+	Abort()
 }
 
-// Create opens a writer for path in format f ("" = from the extension).
-// A path ending in "/" is a partitioned Parquet dataset:
-// DIR/date=YYYY-MM-DD/part-NNNNN.parquet.
-func Create(path string, f Format) (Writer, error) {
+// Encoder writes rows in one format to an io.Writer it does not own: Flush
+// hands what is buffered to it (a record batch or row group for the columnar
+// formats), Close finishes the format (footer) and flushes. Neither closes
+// the io.Writer.
+type Encoder interface {
+	Write(r *Row) error
+	Flush() error
+	Close() error
+}
+
+// NewEncoder returns an encoder of format f writing to w.
+func NewEncoder(w io.Writer, f Format) (Encoder, error) {
+	switch f {
+	case CSV:
+		return newCSV(w), nil
+	case NDJSON:
+		return newNDJSON(w), nil
+	case Parquet:
+		return newParquet(w)
+	case Arrow:
+		return newArrowIPC(w)
+	}
+	return nil, fmt.Errorf("output format %q", f)
+}
+
+// Extension is the file name extension of format f, with its dot.
+func (f Format) Extension() string {
+	if f == NDJSON {
+		return ".jsonl"
+	}
+	return "." + string(f)
+}
+
+// Create opens a writer for path in format f ("" = from the extension, or
+// NDJSON for a stream). A path ending in "/" is a partitioned Parquet
+// dataset: DIR/date=YYYY-MM-DD/part-NNNNN.parquet. A path that is "-" or not
+// a regular file (a FIFO, a device, a symlink to one) is a stream, written
+// in place (see OpenFile); "-" is stdout.
+func Create(path string, f Format, stdout io.Writer) (Writer, error) {
 	if strings.HasSuffix(path, "/") {
 		if f != "" && f != Parquet {
 			return nil, fmt.Errorf("output %s: a directory output is partitioned Parquet", path)
@@ -86,80 +124,63 @@ func Create(path string, f Format) (Writer, error) {
 	}
 	if f == "" {
 		var err error
-		if f, err = FormatOf(path); err != nil {
+		if f, err = FormatFor(path); err != nil {
 			return nil, err
 		}
 	}
-	tf, err := newTempFile(path)
+	of, err := OpenFile(path, stdout)
 	if err != nil {
 		return nil, err
 	}
-	var w Writer
-	switch f {
-	case CSV:
-		w, err = newCSV(tf), nil
-	case NDJSON:
-		w, err = newNDJSON(tf), nil
-	case Parquet:
-		w, err = newParquet(tf)
-	case Arrow:
-		w, err = newArrowIPC(tf)
-	default:
-		err = fmt.Errorf("output format %q", f)
-	}
+	enc, err := NewEncoder(of, f)
 	if err != nil {
-		tf.abort()
+		of.Abort()
 		return nil, err
 	}
-	return w, nil
+	return &fileWriter{f: of, enc: enc}, nil
 }
 
-// tempFile is NAME.tmp, renamed to NAME on commit.
-type tempFile struct {
-	*os.File
-	final string
+// FormatFor is the format of output path: from the extension, else NDJSON
+// for "-" and other streams.
+func FormatFor(path string) (Format, error) {
+	if f, err := formatOf(path); err == nil {
+		return f, nil
+	}
+	if stream, _ := IsStream(path); stream {
+		return NDJSON, nil
+	}
+	return FormatOf(path)
 }
 
-func newTempFile(path string) (*tempFile, error) {
-	f, err := os.Create(path + ".tmp")
-	if err != nil {
-		return nil, fmt.Errorf("create output: %w", err)
-	}
-	return &tempFile{File: f, final: path}, nil
+// fileWriter is an encoder on an OutputFile.
+type fileWriter struct {
+	f   *OutputFile
+	enc Encoder
 }
 
-func (t *tempFile) commit() error {
-	if err := t.Sync(); err != nil {
-		t.abort()
-		return fmt.Errorf("sync %s: %w", t.Name(), err)
+func (w *fileWriter) Write(r *Row) error { return w.enc.Write(r) }
+
+func (w *fileWriter) Close() error {
+	if err := w.enc.Close(); err != nil {
+		w.f.Abort()
+		return fmt.Errorf("write %s: %w", w.f.Name(), err)
 	}
-	if err := t.File.Close(); err != nil {
-		os.Remove(t.Name())
-		return fmt.Errorf("close %s: %w", t.Name(), err)
-	}
-	if err := os.Rename(t.Name(), t.final); err != nil {
-		return fmt.Errorf("rename %s: %w", t.Name(), err)
-	}
-	return nil
+	return w.f.Commit()
 }
 
-func (t *tempFile) abort() {
-	t.File.Close()
-	os.Remove(t.Name())
-}
+func (w *fileWriter) Abort() { w.f.Abort() }
 
 // csvWriter writes RFC 4180 CSV with a header naming every column; null
 // is the empty field, banners are base64.
 type csvWriter struct {
-	tf  *tempFile
 	bw  *bufio.Writer
 	w   *csv.Writer
 	rec []string
 }
 
-func newCSV(tf *tempFile) *csvWriter {
-	bw := bufio.NewWriterSize(tf, 256*1024)
-	c := &csvWriter{tf: tf, bw: bw, w: csv.NewWriter(bw), rec: make([]string, len(columns))}
+func newCSV(out io.Writer) *csvWriter {
+	bw := bufio.NewWriterSize(out, 256*1024)
+	c := &csvWriter{bw: bw, w: csv.NewWriter(bw), rec: make([]string, len(columns))}
 	c.w.Write(columns)
 	return c
 }
@@ -206,17 +227,15 @@ func (c *csvWriter) Write(r *Row) error {
 	return c.w.Write(v)
 }
 
-func (c *csvWriter) Close() error {
+func (c *csvWriter) Flush() error {
 	c.w.Flush()
-	if err := errors.Join(c.w.Error(), c.bw.Flush()); err != nil {
-		c.tf.abort()
-		return fmt.Errorf("write %s: %w", c.tf.final, err)
-	}
-	return c.tf.commit()
+	return errors.Join(c.w.Error(), c.bw.Flush())
 }
 
-// jsonRow is the scan part of one NDJSON line; pointers are null when
-// absent. The extras follow it in schema order.
+func (c *csvWriter) Close() error { return c.Flush() }
+
+// jsonRow is the scan part of one NDJSON line; a nil pointer (null) is
+// left out. The extras follow it in schema order.
 type jsonRow struct {
 	TS     string  `json:"ts"`
 	IP     string  `json:"ip"`
@@ -225,21 +244,19 @@ type jsonRow struct {
 	Status string  `json:"status"`
 	TTL    uint8   `json:"ttl"`
 	Window uint16  `json:"window"`
-	MSS    *uint16 `json:"mss"`
+	MSS    *uint16 `json:"mss,omitempty"`
 	Probe  uint8   `json:"probe"`
 	Shard  uint16  `json:"shard"`
-	ASN    *uint32 `json:"asn"`
+	ASN    *uint32 `json:"asn,omitempty"`
 }
 
 type ndjsonWriter struct {
-	tf  *tempFile
 	bw  *bufio.Writer
 	buf []byte
 }
 
-func newNDJSON(tf *tempFile) *ndjsonWriter {
-	bw := bufio.NewWriterSize(tf, 256*1024)
-	return &ndjsonWriter{tf: tf, bw: bw}
+func newNDJSON(out io.Writer) *ndjsonWriter {
+	return &ndjsonWriter{bw: bufio.NewWriterSize(out, 256*1024)}
 }
 
 // jsonBanner is how NDJSON holds bytes: a string when UTF-8, else
@@ -287,13 +304,12 @@ func (n *ndjsonWriter) Write(r *Row) error {
 				v = *e.bl(r)
 			}
 		}
+		if v == nil {
+			continue // null: the key is left out
+		}
 		buf = append(buf, ',', '"')
 		buf = append(buf, e.name...)
 		buf = append(buf, '"', ':')
-		if v == nil {
-			buf = append(buf, "null"...)
-			continue
-		}
 		x, err := json.Marshal(v)
 		if err != nil {
 			return err
@@ -306,98 +322,78 @@ func (n *ndjsonWriter) Write(r *Row) error {
 	return err
 }
 
-func (n *ndjsonWriter) Close() error {
-	if err := n.bw.Flush(); err != nil {
-		n.tf.abort()
-		return fmt.Errorf("write %s: %w", n.tf.final, err)
-	}
-	return n.tf.commit()
-}
+func (n *ndjsonWriter) Flush() error { return n.bw.Flush() }
+
+func (n *ndjsonWriter) Close() error { return n.bw.Flush() }
+
+// onlyWriter hides every method of an io.Writer but Write, so that a library
+// that closes what it writes to (pqarrow does) cannot close it.
+type onlyWriter struct{ io.Writer }
 
 // parquetWriter writes Parquet through pqarrow with zstd; each record batch
 // of up to batchRows rows becomes one row group.
 type parquetWriter struct {
-	tf *tempFile
 	fw *pqarrow.FileWriter
 	rb *recordBuilder
 }
 
-func newParquet(tf *tempFile) (*parquetWriter, error) {
+func newParquet(out io.Writer) (*parquetWriter, error) {
 	props := parquet.NewWriterProperties(parquet.WithCompression(compress.Codecs.Zstd), parquet.WithStats(true),
 		parquet.WithMaxRowGroupLength(batchRows), parquet.WithCreatedBy("reach"))
-	fw, err := pqarrow.NewFileWriter(Schema(), tf, props, pqarrow.NewArrowWriterProperties(pqarrow.WithStoreSchema()))
+	fw, err := pqarrow.NewFileWriter(Schema(), onlyWriter{out}, props, pqarrow.NewArrowWriterProperties(pqarrow.WithStoreSchema()))
 	if err != nil {
 		return nil, fmt.Errorf("parquet writer: %w", err)
 	}
-	return &parquetWriter{tf: tf, fw: fw, rb: newRecordBuilder()}, nil
+	return &parquetWriter{fw: fw, rb: newRecordBuilder()}, nil
 }
 
 func (p *parquetWriter) Write(r *Row) error {
 	p.rb.add(r)
 	if p.rb.n >= batchRows {
-		return p.flush()
+		return p.Flush()
 	}
 	return nil
 }
 
-func (p *parquetWriter) flush() error {
+// Flush writes the rows so far as one row group.
+func (p *parquetWriter) Flush() error {
 	rec := p.rb.flush()
 	if rec == nil {
 		return nil
 	}
 	defer rec.Release()
-	if err := p.fw.Write(rec); err != nil {
-		return fmt.Errorf("write %s: %w", p.tf.final, err)
-	}
-	return nil
+	return p.fw.Write(rec)
 }
 
 func (p *parquetWriter) Close() error {
 	defer p.rb.release()
-	err := p.flush()
-	if cerr := p.fw.Close(); err == nil && cerr != nil {
-		err = fmt.Errorf("close parquet %s: %w", p.tf.final, cerr)
-	}
-	if err != nil {
-		p.tf.abort()
-		return err
-	}
-	// pqarrow's Close closed the file too: only the rename is left
-	return commitClosed(p.tf)
-}
-
-// commitClosed renames a temp file that its writer has already closed.
-func commitClosed(t *tempFile) error {
-	if err := os.Rename(t.Name(), t.final); err != nil {
-		return fmt.Errorf("rename %s: %w", t.Name(), err)
-	}
-	return nil
+	return errors.Join(p.Flush(), p.fw.Close())
 }
 
 // arrowWriter writes an Arrow IPC file.
 type arrowWriter struct {
-	tf *tempFile
 	fw *ipc.FileWriter
 	rb *recordBuilder
 }
 
-func newArrowIPC(tf *tempFile) (*arrowWriter, error) {
-	fw, err := ipc.NewFileWriter(tf, ipc.WithSchema(Schema()))
+func newArrowIPC(out io.Writer) (*arrowWriter, error) {
+	fw, err := ipc.NewFileWriter(onlyWriter{out}, ipc.WithSchema(Schema()))
 	if err != nil {
 		return nil, fmt.Errorf("arrow writer: %w", err)
 	}
-	return &arrowWriter{tf: tf, fw: fw, rb: newRecordBuilder()}, nil
+	return &arrowWriter{fw: fw, rb: newRecordBuilder()}, nil
 }
 
 func (a *arrowWriter) Write(r *Row) error {
 	a.rb.add(r)
 	if a.rb.n >= batchRows {
-		return a.flush()
+		return a.Flush()
 	}
 	return nil
 }
 
-func (a *arrowWriter) flush() error {
+// Flush writes the rows so far as one record batch.
+func (a *arrowWriter) Flush() error {
 	rec := a.rb.flush()
 	if rec == nil {
 		return nil
@@ -408,12 +404,7 @@ func (a *arrowWriter) flush() error {
 
 func (a *arrowWriter) Close() error {
 	defer a.rb.release()
-	err := errors.Join(a.flush(), a.fw.Close())
-	if err != nil {
-		a.tf.abort()
-		return fmt.Errorf("write %s: %w", a.tf.final, err)
-	}
-	return a.tf.commit()
+	return errors.Join(a.Flush(), a.fw.Close())
 }
 
 // partitioned writes DIR/date=YYYY-MM-DD/part-NNNNN.parquet, one part per
@@ -455,7 +446,7 @@ func (p *partitioned) Write(r *Row) error {
 		if err := os.MkdirAll(sub, 0o755); err != nil {
 			return fmt.Errorf("create partition: %w", err)
 		}
-		w, err := Create(filepath.Join(sub, fmt.Sprintf("part-%05d.parquet", p.part)), Parquet)
+		w, err := Create(filepath.Join(sub, fmt.Sprintf("part-%05d.parquet", p.part)), Parquet, nil)
 		if err != nil {
 			return err
 		}
@@ -476,3 +467,10 @@ func (p *partitioned) closeCur() error {
 }
 
 func (p *partitioned) Close() error { return p.closeCur() }
+
+func (p *partitioned) Abort() {
+	if p.cur != nil {
+		p.cur.Abort()
+		p.cur = nil
+	}
+}

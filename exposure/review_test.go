@@ -190,7 +190,7 @@ func TestReportRows(t *testing.T) {
 	}
 	// the rows go through the export writers and back
 	path := filepath.Join(t.TempDir(), "findings.ndjson")
-	w, err := export.Create(path, export.NDJSON)
+	w, err := export.Create(path, export.NDJSON, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

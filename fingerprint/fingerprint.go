@@ -25,6 +25,11 @@ const (
 	StatusProtocolError Status = "protocol-error" // the peer spoke, but not the protocol expected
 )
 
+// Statuses lists every status, in the order summaries print them.
+func Statuses() []Status {
+	return []Status{StatusSuccess, StatusNoBanner, StatusTimeout, StatusRefused, StatusReset, StatusTLSError, StatusProtocolError}
+}
+
 // Auth says whether a service answered without credentials.
 type Auth string
 

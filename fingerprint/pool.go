@@ -87,13 +87,14 @@ type Batch struct {
 	ctx     context.Context
 	limiter *rate.Limiter
 
-	mu     sync.Mutex
-	cond   *sync.Cond
-	addrs  map[netip.Addr]*addrQueue // targets waiting and grabs running, per address
-	ready  []*addrQueue              // addresses with a target waiting and room under the cap, FIFO
-	head   int                       // first live entry of ready
-	queued int                       // targets waiting in all queues
-	closed bool
+	mu      sync.Mutex
+	cond    *sync.Cond
+	addrs   map[netip.Addr]*addrQueue // targets waiting and grabs running, per address
+	ready   []*addrQueue              // addresses with a target waiting and room under the cap, FIFO
+	head    int                       // first live entry of ready
+	queued  int                       // targets waiting in all queues
+	closed  bool
+	stopped bool // Stop: waiting targets are not tried
 
 	wg sync.WaitGroup
 }
@@ -170,9 +171,25 @@ func (b *Batch) Submit(t Target, done func(Result)) {
 	b.mu.Unlock()
 }
 
+// Stop starts no more grabs: the grabs running finish within their
+// deadline, and every target still waiting gets the zero Result (Status ""),
+// which means never tried.
+func (b *Batch) Stop() {
+	b.mu.Lock()
+	b.stopped = true
+	b.mu.Unlock()
+}
+
+func (b *Batch) isStopped() bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.stopped
+}
+
 // Wait closes the batch to new targets, lets the workers finish the queue
 // and returns once every callback has returned. Targets still queued when
-// ctx ends get a timeout result.
+// ctx ends or after Stop get the zero Result (never tried), and so do grabs
+// that ctx cut short.
 func (b *Batch) Wait() {
 	b.mu.Lock()
 	b.closed = true
@@ -222,7 +239,13 @@ func (b *Batch) work() {
 		if !ok {
 			return
 		}
-		res := b.p.grab(b.ctx, j.t, b.limiter)
+		var res Result // the zero Result: never tried
+		if !b.isStopped() && b.ctx.Err() == nil {
+			res = b.p.grab(b.ctx, j.t, b.limiter)
+			if b.ctx.Err() != nil && res.Status != StatusSuccess {
+				res = Result{} // cut short here: says nothing about the target
+			}
+		}
 		b.mu.Lock()
 		q := b.addrs[j.t.AddrPort.Addr()]
 		q.active--

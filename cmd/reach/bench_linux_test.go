@@ -210,7 +210,7 @@ func BenchmarkGrabNginx(b *testing.B) {
 		// a reach output with the same open pair n times (a list would be
 		// grabbed once per pair)
 		list := filepath.Join(b.TempDir(), "targets.jsonl")
-		w, err := export.Create(list, "")
+		w, err := export.Create(list, "", nil)
 		if err != nil {
 			b.Fatal(err)
 		}

@@ -212,7 +212,7 @@ func demoReview(c *cli.Context, nw *testnet.Network, self, dir string) error {
 	if err := exposure.WriteText(out, rep); err != nil {
 		return err
 	}
-	w, err := export.Create(filepath.Join(dir, "review.csv"), export.CSV)
+	w, err := export.Create(filepath.Join(dir, "review.csv"), export.CSV, nil)
 	if err != nil {
 		return err
 	}

@@ -2,19 +2,15 @@ package main
 
 import (
 	"bufio"
-	"encoding/csv"
-	"encoding/json"
+	"context"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"net/netip"
 	"os"
-	"os/signal"
 	"strconv"
 	"strings"
-	"sync"
-	"syscall"
 	"time"
 
 	"github.com/urfave/cli/v2"
@@ -23,6 +19,7 @@ import (
 	"github.com/reachscan/reach/export"
 	"github.com/reachscan/reach/fingerprint"
 	"github.com/reachscan/reach/fingerprint/registry"
+	"github.com/reachscan/reach/results"
 )
 
 // grabFlags are the banner-grab flags of reach scan --banners and reach grab.
@@ -55,59 +52,6 @@ func newPool(c *cli.Context) (*fingerprint.Pool, error) {
 		Workers: w, Timeout: to, MaxBanner: mb, Rate: gr, PerAddr: ph})
 }
 
-// applyGrab copies a grab result into the grab columns of r.
-func applyGrab(r *export.Row, res fingerprint.Result) {
-	r.Service, r.Product, r.Version, r.Banner = res.Service, res.Product, res.Version, res.Banner
-	r.GrabStatus, r.GrabError, r.Auth = string(res.Status), res.Error, string(res.Auth)
-	r.Details = ""
-	if len(res.Details) > 0 {
-		b, _ := json.Marshal(res.Details) // map keys sorted: stable text
-		r.Details = string(b)
-	}
-	r.TLS = export.TLSRow{}
-	if res.TLS != nil {
-		r.TLS.Version, r.TLS.Cipher, r.TLS.ALPN = res.TLS.Version, res.TLS.Cipher, res.TLS.ALPN
-		if l := res.TLS.Leaf(); l != nil {
-			r.TLS.Subject, r.TLS.Issuer, r.TLS.SANs = l.Subject, l.Issuer, strings.Join(l.SANs, ",")
-			r.TLS.NotBefore, r.TLS.NotAfter, r.TLS.SHA256 = l.NotBefore, l.NotAfter, l.SHA256
-			r.TLS.SelfSigned, r.TLS.Expired = l.SelfSigned, l.Expired
-			b, _ := json.Marshal(res.TLS.Chain)
-			r.TLS.Chain = string(b)
-		}
-	}
-}
-
-// grabLine is the one-line text of a grab result on stdout:
-// ip,port,service,product,version,status.
-func grabLine(r *export.Row) string {
-	var b strings.Builder
-	w := csv.NewWriter(&b) // RFC 4180 quoting for what servers chose to call themselves
-	w.Write([]string{target.Addr(r.Addr).String(), strconv.Itoa(int(r.Port)), r.Service, r.Product, r.Version, r.GrabStatus})
-	w.Flush()
-	return b.String()
-}
-
-// syncWriter serialises writes from the grab workers and the receiver.
-type syncWriter struct {
-	mu   sync.Mutex
-	file export.Writer
-	out  io.Writer
-	err  error
-}
-
-func (s *syncWriter) write(r *export.Row, line string) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.file != nil {
-		if err := s.file.Write(r); err != nil && s.err == nil {
-			s.err = err
-		}
-	}
-	if line != "" && s.out != nil {
-		io.WriteString(s.out, line)
-	}
-}
-
 func grabCommand(log *slog.Logger) *cli.Command {
 	return &cli.Command{
 		Name:  "grab",
@@ -120,9 +64,7 @@ unprompted, then TLS on any port that answers a ClientHello (and the protocol in
 cheap generic probes. Results: ip,port,service,product,version,status on stdout, or every
 column with -o. Exit codes: 0 done (whatever each target answered), 1 runtime failure,
 2 bad flags or input (nothing was grabbed).`,
-		Flags: append(grabFlags(),
-			&cli.StringFlag{Name: "output", Aliases: []string{"o"}, Usage: "write results to `PATH` (.csv, .jsonl, .parquet, .arrow)"},
-			&cli.StringFlag{Name: "output-format", Aliases: []string{"O"}, Usage: "force the output format: csv, jsonl, parquet or arrow"},
+		Flags: append(append(grabFlags(), outputFlags("write results to `PATH` (.csv, .jsonl, .parquet, .arrow; - for stdout; default: ip,port,service,product,version,status lines)")...),
 			&cli.BoolFlag{Name: "closed", Usage: "also grab pairs a reach output marks closed"},
 		),
 		Action: func(c *cli.Context) error {
@@ -140,57 +82,27 @@ column with -o. Exit codes: 0 done (whatever each target answered), 1 runtime fa
 				}
 				rows = append(rows, rs...)
 			}
-			pool, err := newPool(c)
+			ctx, cancel := context.WithCancel(c.Context)
+			defer cancel()
+			pipe, err := openPipeline(ctx, c, log, results.Output{}, true, 0, nil)
 			if err != nil {
 				return err
 			}
-			w := &syncWriter{}
-			if w.file, err = openOutput(c); err != nil {
-				return err
-			}
-			if w.file == nil {
-				w.out = c.App.Writer
-			}
-			ctx, stop := signal.NotifyContext(c.Context, os.Interrupt, syscall.SIGTERM)
-			defer stop()
+			_, unsignal := handleSignals(ctx, func() {
+				log.Info("stopping: no new grabs; the grabs running finish within --grab-timeout (signal again to cancel them)")
+				pipe.StopGrabs()
+			}, func() {
+				log.Info("second signal: cancelling the grabs running")
+				cancel()
+			})
+			defer unsignal()
 			start := time.Now()
-			counts := map[fingerprint.Status]int{}
-			var mu sync.Mutex
-			b := pool.Start(ctx)
 			for i := range rows {
-				r := &rows[i]
-				a := netip.AddrPortFrom(target.Addr(r.Addr), r.Port)
-				b.Submit(fingerprint.Target{AddrPort: a}, func(res fingerprint.Result) {
-					applyGrab(r, res)
-					if r.Status == "" { // from a list: what the connection found
-						switch {
-						case res.Connected:
-							r.Status = "open"
-						case res.Status == fingerprint.StatusRefused:
-							r.Status = "closed"
-						default:
-							r.Status = "filtered"
-						}
-					}
-					mu.Lock()
-					counts[res.Status]++
-					mu.Unlock()
-					w.write(r, grabLine(r))
-				})
+				pipe.Grab(&rows[i])
 			}
-			b.Wait()
-			if w.file != nil {
-				err = errors.Join(w.err, w.file.Close())
-			}
-			log.Info("grab finished", "targets", len(rows), "seconds", time.Since(start).Seconds(),
-				"success", counts[fingerprint.StatusSuccess], "no_banner", counts[fingerprint.StatusNoBanner],
-				"timeout", counts[fingerprint.StatusTimeout], "refused", counts[fingerprint.StatusRefused],
-				"reset", counts[fingerprint.StatusReset], "tls_error", counts[fingerprint.StatusTLSError],
-				"protocol_error", counts[fingerprint.StatusProtocolError])
-			if ctx.Err() != nil && err == nil {
-				err = errors.New("interrupted: targets not grabbed yet are reported as timeouts")
-			}
-			return err
+			counts, err := pipe.Finish()
+			log.Info("grab finished", "targets", len(rows), "seconds", time.Since(start).Seconds())
+			return errors.Join(err, grabSummary(log, counts))
 		},
 	}
 }

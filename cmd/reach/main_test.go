@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"errors"
 	"flag"
-	"github.com/reachscan/reach/export"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -14,6 +13,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/reachscan/reach/export"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden files in testdata/")
@@ -303,7 +304,7 @@ func TestReviewAndDiff(t *testing.T) {
 	es.Port, es.Service, es.Product, es.Version, es.Auth = 9200, "elasticsearch", "Elasticsearch", "8.13.0", "none"
 	cur = append(cur, es)
 	next := filepath.Join(dir, "next.parquet")
-	w, err := export.Create(next, "")
+	w, err := export.Create(next, "", nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -3,16 +3,17 @@ package main
 import (
 	"encoding/json"
 	"fmt"
-	"os"
 	"runtime"
 	"runtime/debug"
 	"time"
 
 	"github.com/urfave/cli/v2"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/reachscan/reach/engine/scan"
 	"github.com/reachscan/reach/engine/target"
-	"golang.org/x/sys/unix"
+	"github.com/reachscan/reach/export"
 )
 
 // metadata is the record written with -m at the end of a scan, so runs are
@@ -106,11 +107,15 @@ func writeMetadata(path string, c *cli.Context, cfg scan.Config, res *scan.Resul
 	if err != nil {
 		return fmt.Errorf("metadata: %w", err)
 	}
-	tmp := path + ".tmp"
-	if err := os.WriteFile(tmp, append(b, '\n'), 0o644); err != nil {
+	of, err := export.OpenFile(path, nil) // a unique temporary name, renamed when complete
+	if err != nil {
 		return fmt.Errorf("write metadata: %w", err)
 	}
-	if err := os.Rename(tmp, path); err != nil {
+	if _, err := of.Write(append(b, '\n')); err != nil {
+		of.Abort()
+		return fmt.Errorf("write metadata: %w", err)
+	}
+	if err := of.Commit(); err != nil {
 		return fmt.Errorf("write metadata: %w", err)
 	}
 	return nil

@@ -53,7 +53,7 @@ func openOutput(c *cli.Context) (export.Writer, error) {
 			return nil, usageError{err}
 		}
 	}
-	w, err := export.Create(p, f)
+	w, err := export.Create(p, f, c.App.Writer)
 	if err != nil {
 		return nil, usageError{err}
 	}
@@ -67,7 +67,8 @@ func writeRows(w export.Writer, rows []export.Row) error {
 	}
 	for i := range rows {
 		if err := w.Write(&rows[i]); err != nil {
-			return errors.Join(err, w.Close())
+			w.Abort()
+			return err
 		}
 	}
 	return w.Close()

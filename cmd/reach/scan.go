@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bufio"
 	"context"
 	"errors"
 	"fmt"
@@ -10,11 +9,9 @@ import (
 	"net"
 	"net/netip"
 	"os"
-	"os/signal"
 	"runtime"
 	"strconv"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/urfave/cli/v2"
@@ -22,12 +19,10 @@ import (
 
 	"github.com/reachscan/reach/engine/netif"
 	"github.com/reachscan/reach/engine/packet"
-	"github.com/reachscan/reach/engine/recv"
 	"github.com/reachscan/reach/engine/scan"
 	"github.com/reachscan/reach/engine/send"
 	"github.com/reachscan/reach/engine/target"
-	"github.com/reachscan/reach/export"
-	"github.com/reachscan/reach/fingerprint"
+	"github.com/reachscan/reach/results"
 )
 
 func scanCommand(log *slog.Logger) *cli.Command {
@@ -64,143 +59,133 @@ func scanCommand(log *slog.Logger) *cli.Command {
 			&cli.BoolFlag{Name: "quiet", Aliases: []string{"q"}, Usage: "no status line"},
 		),
 		Action: func(c *cli.Context) error {
-			cfg, err := scanConfig(c, log)
+			cfg, ck, err := scanConfig(c, log)
 			if err != nil {
 				return err
 			}
-			// first SIGINT/SIGTERM: stop sending, finish the cooldown, close
-			// the files, write the checkpoint; a second one skips the cooldown
 			ctx, hardStop := context.WithCancel(c.Context)
 			defer hardStop()
 			stopSending := make(chan struct{})
-			sigs := make(chan os.Signal, 2)
-			signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
-			defer signal.Stop(sigs)
+			sig, unsignal := handleSignals(ctx, func() { close(stopSending) }, func() {
+				log.Info("second signal: skipping the cooldown and cancelling grabs")
+				hardStop()
+			})
+			defer unsignal()
+			cfg.StopSending = stopSending
+			if cfg.DryRun {
+				res, err := scan.Run(ctx, cfg)
+				return interrupted(res, cfg, err)
+			}
+			pipe, err := scanPipeline(ctx, c, log, cfg, ck)
+			if err != nil {
+				return err
+			}
 			go func() {
 				select {
-				case <-sigs:
-					close(stopSending)
-				case <-ctx.Done():
-					return
-				}
-				select {
-				case <-sigs:
-					log.Info("second signal: skipping the cooldown")
+				case <-pipe.Failed(): // an output failed: send nothing more
 					hardStop()
 				case <-ctx.Done():
 				}
 			}()
-			cfg.StopSending = stopSending
-			out := bufio.NewWriterSize(c.App.Writer, 64*1024)
-			closed := c.Bool("output-closed")
-			var file export.Writer
-			if !cfg.DryRun {
-				if file, err = openOutput(c); err != nil {
-					return err
-				}
-			}
-			shard := uint16(cfg.Plan.Layout.Shard)
-			var row export.Row
-			var writeErr error
-			line := make([]byte, 0, 32)
-			var grabs *fingerprint.Batch
-			var sw *syncWriter
-			if c.Bool("banners") && !cfg.DryRun {
-				pool, err := newPool(c)
-				if err != nil {
-					return err
-				}
-				grabs = pool.Start(ctx)
-				sw = &syncWriter{file: file, out: out}
-			}
-			cfg.OnHit = func(h *recv.Hit) {
-				if grabs != nil {
-					if h.Status != recv.Open && !closed {
-						return
-					}
-					r := &export.Row{Time: h.Time, Addr: h.Addr, Port: h.Port, Status: h.Status.String(), TTL: h.TTL,
-						Window: h.Window, MSS: h.MSS, Probe: h.Probe, Shard: shard}
-					if h.Status != recv.Open {
-						l := ""
-						if file == nil {
-							l = strings.TrimSuffix(string(appendPair(nil, h.Addr, h.Port)), "\n") + ",closed\n"
-						}
-						sw.write(r, l)
-						return
-					}
-					grabs.Submit(fingerprint.Target{AddrPort: netip.AddrPortFrom(target.Addr(h.Addr), h.Port)}, func(res fingerprint.Result) {
-						applyGrab(r, res)
-						if file != nil {
-							sw.write(r, "")
-						} else {
-							sw.write(r, grabLine(r))
-						}
-					})
-					return
-				}
-				if h.Status != recv.Open && !closed {
-					return
-				}
-				if file != nil {
-					row = export.Row{Time: h.Time, Addr: h.Addr, Port: h.Port, Status: h.Status.String(), TTL: h.TTL,
-						Window: h.Window, MSS: h.MSS, Probe: h.Probe, Shard: shard}
-					if err := file.Write(&row); err != nil && writeErr == nil {
-						writeErr = err
-					}
-					return
-				}
-				line = appendPair(line[:0], h.Addr, h.Port)
-				if closed {
-					line = append(line[:len(line)-1], ","...)
-					line = append(line, h.Status.String()...)
-					line = append(line, '\n')
-				}
-				out.Write(line)
+			cfg.OnHit = pipe.Hit
+			if cfg.Checkpoint != "" {
+				cfg.Commit, cfg.ReplyWindow = pipe.Commit, cfg.Cooldown
 			}
 			started := time.Now()
 			res, err := scan.Run(ctx, cfg)
-			if grabs != nil {
+			if err != nil && (res == nil || res.Sent == 0) {
+				pipe.Abort() // failed before the first probe: nothing written, nothing replaced
+				return scanError(err)
+			}
+			sig.next(func() {
+				log.Info("stopping: no new grabs; the grabs running finish within --grab-timeout (signal again to cancel them)")
+				pipe.StopGrabs()
+			})
+			if c.Bool("banners") {
 				log.Info("scan done; finishing the banner grabs")
-				grabs.Wait()
-				writeErr = sw.err
 			}
-			if ferr := out.Flush(); ferr != nil {
-				err = errors.Join(err, fmt.Errorf("write results: %w", ferr))
+			counts, ferr := pipe.Finish()
+			if ferr == nil {
+				err = errors.Join(err, scan.SaveFinal(cfg, res, pipe.Parts()))
+			} else {
+				err = errors.Join(err, ferr, fmt.Errorf("no output was completed; the committed parts stay in place (see --resume)"))
 			}
-			if file != nil {
-				err = errors.Join(err, writeErr, file.Close())
+			if c.Bool("banners") {
+				err = errors.Join(err, grabSummary(log, counts))
 			}
-			if m := c.String("metadata"); m != "" && res != nil {
+			if m := c.String("metadata"); m != "" {
 				err = errors.Join(err, writeMetadata(m, c, cfg, res, started))
 			}
-			if errors.Is(err, netif.ErrPortOverlap) {
-				return usageError{err}
-			}
-			if res != nil && res.Stopped == "signal" && err == nil {
-				msg := "interrupted before every probe was sent"
-				if cfg.Checkpoint != "" {
-					msg += fmt.Sprintf("; continue with --resume %s and the same targets and flags", cfg.Checkpoint)
-				}
-				err = errors.New(msg)
-			}
-			if res != nil {
-				log.Info("scan finished", "sent", res.Sent, "targets", res.Targets, "refused", res.Refused, "drops", res.Drops,
-					"seconds", res.Duration.Seconds(), "send_pps", float64(res.Sent)/max(res.SendDuration.Seconds(), 1e-9),
-					"receiver", res.Receiver, "open", res.Open, "closed", res.Closed, "duplicates", res.Duplicates,
-					"foreign", res.Foreign, "bad_cookie", res.BadCookie, "dropped_events", res.Dropped)
-				if res.XDP != nil {
-					log.Info("xdp matcher", "synack", res.XDP.SynAck, "rst", res.XDP.Rst, "tx", res.XDP.TX, "reset_failed", res.XDP.ResetFailed,
-						"bad_cookie", res.XDP.BadCookie, "malformed", res.XDP.Malformed, "passed", res.XDP.Passed, "xdp_tx_errors", res.XDPTXErrors)
-				}
-			}
-			return err
+			logScan(log, res, counts)
+			return interrupted(res, cfg, err)
 		},
 	}
 }
 
-func scanConfig(c *cli.Context, log *slog.Logger) (scan.Config, error) {
+// interrupted is the scan's error: err, or, for a scan a signal stopped
+// before every probe was sent, how to continue it.
+func interrupted(res *scan.Result, cfg scan.Config, err error) error {
+	if err == nil && res != nil && res.Stopped == "signal" {
+		msg := "interrupted before every probe was sent"
+		if cfg.Checkpoint != "" {
+			msg += fmt.Sprintf("; continue with --resume %s and the same targets and flags", cfg.Checkpoint)
+		}
+		return errors.New(msg)
+	}
+	return scanError(err)
+}
+
+// scanError maps a scan failure to its exit code.
+func scanError(err error) error {
+	if errors.Is(err, netif.ErrPortOverlap) {
+		return usageError{err}
+	}
+	return err
+}
+
+// scanPipeline opens the scan's outputs; a resumed scan skips the pairs
+// its earlier runs committed and folds their parts into its output.
+func scanPipeline(ctx context.Context, c *cli.Context, log *slog.Logger, cfg scan.Config, ck *scan.Checkpoint) (*results.Pipeline, error) {
+	var prior *results.Prior
+	if ck != nil {
+		var err error
+		if prior, err = results.LoadPrior(ck.Outputs); err != nil {
+			return nil, usageError{fmt.Errorf("resume %s: %w", c.String("resume"), err)}
+		}
+		if prior.Len() > 0 {
+			log.Info("resuming: pairs committed by the earlier runs are not written again", "pairs", prior.Len(), "files", len(prior.Parts))
+		}
+	}
+	o := results.Output{Commits: cfg.Checkpoint != "", Closed: c.Bool("output-closed")}
+	pipe, err := openPipeline(ctx, c, log, o, c.Bool("banners"), uint16(cfg.Plan.Layout.Shard), prior)
+	if err != nil {
+		return nil, err
+	}
+	for _, p := range []string{cfg.Checkpoint, c.String("metadata")} {
+		if err := results.CheckWritable(p); err != nil {
+			pipe.Abort()
+			return nil, usageError{err}
+		}
+	}
+	return pipe, nil
+}
+
+// logScan logs the scan's counters.
+func logScan(log *slog.Logger, res *scan.Result, n results.Counts) {
+	log.Info("scan finished", "sent", res.Sent, "targets", res.Targets, "refused", res.Refused, "drops", res.Drops,
+		"seconds", res.Duration.Seconds(), "send_pps", float64(res.Sent)/max(res.SendDuration.Seconds(), 1e-9),
+		"receiver", res.Receiver, "open", res.Open, "closed", res.Closed, "duplicates", res.Duplicates,
+		"foreign", res.Foreign, "bad_cookie", res.BadCookie, "dropped_events", res.Dropped,
+		"rows", n.Rows, "repeats_of_earlier_runs", n.Repeats)
+	if res.XDP != nil {
+		log.Info("xdp matcher", "synack", res.XDP.SynAck, "rst", res.XDP.Rst, "tx", res.XDP.TX, "reset_failed", res.XDP.ResetFailed,
+			"bad_cookie", res.XDP.BadCookie, "malformed", res.XDP.Malformed, "passed", res.XDP.Passed, "xdp_tx_errors", res.XDPTXErrors)
+	}
+}
+
+func scanConfig(c *cli.Context, log *slog.Logger) (scan.Config, *scan.Checkpoint, error) {
 	var cfg scan.Config
-	usage := func(err error) (scan.Config, error) { return cfg, usageError{err} }
+	usage := func(err error) (scan.Config, *scan.Checkpoint, error) { return cfg, nil, usageError{err} }
 	threads := c.Int("sender-threads")
 	if !c.IsSet("sender-threads") {
 		threads = defaultThreads(c.Float64("rate"), c.IsSet("bandwidth"), runtime.NumCPU())
@@ -222,7 +207,7 @@ func scanConfig(c *cli.Context, log *slog.Logger) (scan.Config, error) {
 	}
 	plan, err := buildPlan(c, log, threads, seed)
 	if err != nil {
-		return cfg, err
+		return cfg, nil, err
 	}
 	if ck != nil {
 		if err := ck.Matches(plan); err != nil {
@@ -283,7 +268,7 @@ func scanConfig(c *cli.Context, log *slog.Logger) (scan.Config, error) {
 	}
 	spec, err := blockSpec(c)
 	if err != nil {
-		return cfg, err
+		return cfg, nil, err
 	}
 	block, err := target.BuildBlocklist(spec)
 	if err != nil {
@@ -319,7 +304,7 @@ func scanConfig(c *cli.Context, log *slog.Logger) (scan.Config, error) {
 	if cfg.Probes < 1 || uint32(cfg.Probes) > window.Count {
 		return usage(fmt.Errorf("probes %d: want 1 to the source-port range size %d", cfg.Probes, window.Count))
 	}
-	return cfg, nil
+	return cfg, ck, nil
 }
 
 // perThreadPPS is what one sender thread comfortably sends (it peaks near

@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
+	"path/filepath"
 	"time"
 
 	"github.com/reachscan/reach/engine/permute"
@@ -30,6 +31,73 @@ type Checkpoint struct {
 	Positions []permute.Position `json:"positions"` // one per sender thread
 	Written   time.Time          `json:"written"`
 	Done      bool               `json:"done"` // every run finished
+	// Outputs records the files committed when the checkpoint was written
+	// (the results pipeline's parts): every reply to a probe before
+	// Positions is in them.
+	Outputs json.RawMessage `json:"outputs,omitempty"`
+}
+
+// snapshot is where the senders stood at a time.
+type snapshot struct {
+	at  time.Time
+	pos []permute.Position
+}
+
+// checkpointer writes the checkpoint of a running scan: it commits the
+// outputs, then records the newest positions whose replies the commit
+// covers (taken at least ReplyWindow before the commit's safe time).
+type checkpointer struct {
+	cfg          Config
+	snaps        []snapshot // oldest first; snaps[0] is always usable
+	commitFailed bool
+}
+
+// save records the positions now (as they stood at time at), commits and
+// writes the checkpoint. done marks a finished scan (only when the
+// positions recorded are the final ones). It returns the positions
+// recorded.
+func (c *checkpointer) save(now []permute.Position, at time.Time, done bool) ([]permute.Position, error) {
+	c.snaps = append(c.snaps, snapshot{at, now})
+	pos := now
+	var outputs json.RawMessage
+	if c.cfg.Commit != nil {
+		safe, out, err := c.cfg.Commit()
+		if err != nil {
+			c.commitFailed = true
+			return nil, fmt.Errorf("commit outputs: %w", err)
+		}
+		outputs = out
+		limit := safe.Add(-c.cfg.ReplyWindow)
+		i := 0
+		for j := range c.snaps {
+			if !c.snaps[j].at.After(limit) {
+				i = j
+			}
+		}
+		done = done && i == len(c.snaps)-1
+		pos = c.snaps[i].pos
+		c.snaps = c.snaps[i:] // older ones are never needed again
+	}
+	ck := NewCheckpoint(c.cfg.Plan, pos, done)
+	ck.Outputs = outputs
+	return pos, ck.Save(c.cfg.Checkpoint)
+}
+
+// SaveFinal writes the checkpoint of a scan whose outputs are complete
+// (outputs records their files): the final positions when the cooldown ran
+// to its end and every hit was handled, else those of the last checkpoint
+// Run wrote.
+func SaveFinal(cfg Config, res *Result, outputs json.RawMessage) error {
+	if cfg.Checkpoint == "" || res == nil || res.Checkpointed == nil {
+		return nil
+	}
+	pos, done := res.Checkpointed, false
+	if res.CooledDown {
+		pos, done = res.Positions, res.Finished
+	}
+	ck := NewCheckpoint(cfg.Plan, pos, done)
+	ck.Outputs = outputs
+	return ck.Save(cfg.Checkpoint)
 }
 
 // Fingerprint identifies a target space: SHA-256 over its address ranges
@@ -82,11 +150,12 @@ func (c *Checkpoint) Save(path string) error {
 	if err != nil {
 		return err
 	}
-	tmp := path + ".tmp"
-	f, err := os.Create(tmp)
+	f, err := os.CreateTemp(filepath.Dir(path), filepath.Base(path)+".*.tmp") // unique per writer
 	if err != nil {
 		return fmt.Errorf("write checkpoint: %w", err)
 	}
+	tmp := f.Name()
+	defer os.Remove(tmp) // gone after the rename; left by a failure
 	if _, err := f.Write(append(b, '\n')); err != nil {
 		f.Close()
 		return fmt.Errorf("write checkpoint: %w", err)

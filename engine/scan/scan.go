@@ -2,6 +2,7 @@ package scan
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -65,6 +66,17 @@ type Config struct {
 	// Checkpoint, when set, is written every CheckpointEvery and at the end.
 	Checkpoint      string
 	CheckpointEvery time.Duration
+	// Commit, when set, makes the outputs durable before each checkpoint is
+	// written. It returns the time before which every reply handed to OnHit
+	// is in what it committed, and a record of the committed files for the
+	// checkpoint. A checkpoint then records the senders' positions as they
+	// were ReplyWindow before that time, so every probe it counts as sent
+	// has had its reply committed (or its window pass); after a crash the
+	// resumed run repeats the probes of that lag, and its own pipeline drops
+	// the pairs already committed. An error stops the scan.
+	Commit func() (safe time.Time, outputs json.RawMessage, err error)
+	// ReplyWindow is how long a reply may take to reach OnHit (the cooldown).
+	ReplyWindow time.Duration
 
 	// Progress, with StatusEvery set, draws a progress bar on ProgressOut
 	// (a terminal) instead of logging the status line.
@@ -83,7 +95,11 @@ type Result struct {
 	SendDuration time.Duration      // first probe to last
 	Positions    []permute.Position // checkpoint per sender thread
 	Finished     bool               // every probe of the shard was sent
-	Stopped      string             // why not: "signal", "max-runtime", or "" (finished, or an error)
+	// Checkpointed are the positions the last checkpoint recorded (nil:
+	// none written); CooledDown says the cooldown ran to its end.
+	Checkpointed []permute.Position
+	CooledDown   bool
+	Stopped      string // why not: "signal", "max-runtime", or "" (finished, or an error)
 	Path         *netif.Path
 	RatePPS      float64 // the rate asked for, after --bandwidth
 	Receiver     string  // receiver mode, "" for a dry run
@@ -196,8 +212,10 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 			}
 		}()
 	}
+	ck := &checkpointer{cfg: cfg, snaps: []snapshot{{time.Now(), s.Positions()}}}
 	var ckWG sync.WaitGroup
 	ckDone := make(chan struct{})
+	var ckErr error
 	if cfg.Checkpoint != "" && cfg.CheckpointEvery > 0 {
 		ckWG.Add(1)
 		go func() {
@@ -209,7 +227,12 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 				case <-ckDone:
 					return
 				case <-tick.C:
-					if err := NewCheckpoint(cfg.Plan, s.Positions(), false).Save(cfg.Checkpoint); err != nil {
+					if _, err := ck.save(s.Positions(), time.Now(), false); err != nil {
+						if ck.commitFailed {
+							ckErr = err
+							stopSend() // an output failed: send no more
+							return
+						}
 						cfg.Log.Warn("checkpoint not written", "err", err)
 					}
 				}
@@ -219,6 +242,7 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	runErr := s.Run(sendCtx)
 	close(ckDone)
 	ckWG.Wait()
+	runErr = errors.Join(runErr, ckErr)
 	sendTime := time.Since(start)
 	finished := sendCtx.Err() == nil && runErr == nil
 	stopped := ""
@@ -230,18 +254,17 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 		stopped = "max-runtime"
 		cfg.Log.Info("maximum runtime reached; sending stopped", "max_runtime", cfg.MaxRuntime)
 	}
-	if cfg.Checkpoint != "" {
-		if err := NewCheckpoint(cfg.Plan, s.Positions(), finished).Save(cfg.Checkpoint); err != nil {
-			runErr = errors.Join(runErr, err)
-		}
-	}
+	final := s.Positions()
 	var rxErr error
+	var checkpointed []permute.Position
+	cooled := ctx.Err() == nil // no second signal: the cooldown runs to its end
 	if rx != nil {
 		if ctx.Err() == nil && cfg.Cooldown > 0 {
 			cfg.Log.Info("sending done; cooling down", "cooldown", cfg.Cooldown)
 			select {
 			case <-time.After(cfg.Cooldown):
 			case <-ctx.Done():
+				cooled = false
 			case rxErr = <-rxDone:
 			}
 		}
@@ -250,9 +273,23 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 			rxErr = <-rxDone
 		}
 	}
+	if cfg.Checkpoint != "" && ckErr == nil {
+		// after the cooldown every reply has come: the final positions hold
+		// unless hits are still being grabbed
+		at := time.Now()
+		if cooled {
+			at = at.Add(-cfg.ReplyWindow)
+		}
+		pos, err := ck.save(final, at, finished)
+		if err != nil {
+			runErr = errors.Join(runErr, err)
+		}
+		checkpointed = pos
+	}
 	close(done)
 	wg.Wait()
-	res := &Result{Totals: s.Totals(), Duration: time.Since(start), SendDuration: sendTime, Positions: s.Positions(), Path: path, RatePPS: rate, Finished: finished, Stopped: stopped}
+	res := &Result{Totals: s.Totals(), Duration: time.Since(start), SendDuration: sendTime, Positions: s.Positions(), Path: path, RatePPS: rate, Finished: finished, Stopped: stopped,
+		Checkpointed: checkpointed, CooledDown: cooled}
 	if rx != nil {
 		var xc *bpf.Counters
 		if x, ok := rx.(*recv.XDP); ok {

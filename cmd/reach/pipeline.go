@@ -1,0 +1,134 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/signal"
+	"sync"
+	"syscall"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/reachscan/reach/export"
+	"github.com/reachscan/reach/fingerprint"
+	"github.com/reachscan/reach/results"
+)
+
+// outputFlags are -o and -O of scan, grab, review and diff.
+func outputFlags(usage string) []cli.Flag {
+	return []cli.Flag{
+		&cli.StringFlag{Name: "output", Aliases: []string{"o"}, Usage: usage},
+		&cli.StringFlag{Name: "output-format", Aliases: []string{"O"}, Usage: "force the output format: csv, jsonl, parquet or arrow (default: from the extension; jsonl for - and streams)"},
+	}
+}
+
+// outputFormat is -O, validated.
+func outputFormat(c *cli.Context) (export.Format, error) {
+	s := c.String("output-format")
+	if s == "" {
+		return "", nil
+	}
+	f, err := export.ParseFormat(s)
+	if err != nil {
+		return "", usageError{err}
+	}
+	return f, nil
+}
+
+// openPipeline opens the output of -o (or text lines on stdout) and starts
+// the pipeline, with the grab pool when grab is set. Nothing is written
+// until rows come; Abort leaves every final name as it was.
+func openPipeline(ctx context.Context, c *cli.Context, log *slog.Logger, o results.Output, grab bool, shard uint16, prior *results.Prior) (*results.Pipeline, error) {
+	f, err := outputFormat(c)
+	if err != nil {
+		return nil, err
+	}
+	o.Path, o.Format, o.Stdout, o.Grab, o.Run = c.String("output"), f, c.App.Writer, grab, export.RunID()
+	if prior != nil {
+		o.Prior = prior.Parts
+	}
+	sink, err := results.Open(o)
+	if err != nil {
+		return nil, usageError{err}
+	}
+	cfg := results.Config{Sinks: []results.Sink{sink}, Closed: o.Closed, Shard: shard, Prior: prior, Log: log}
+	if grab {
+		pool, err := newPool(c)
+		if err != nil {
+			sink.Abort()
+			return nil, err
+		}
+		cfg.Grabs = pool.Start(ctx)
+	}
+	return results.New(cfg), nil
+}
+
+// stages runs the signal handling of a command with a first phase that a
+// signal ends softly (stop sending, or stop new grabs) and a hard stop:
+// the first SIGINT, SIGTERM or SIGHUP calls soft (the current phase's),
+// the next one, or SIGQUIT, calls hard. It returns a function that stops
+// listening.
+type stages struct {
+	mu       sync.Mutex
+	soft     func()
+	hard     func()
+	signaled bool
+}
+
+func handleSignals(ctx context.Context, soft, hard func()) (*stages, func()) {
+	s := &stages{soft: soft, hard: hard}
+	sigs := make(chan os.Signal, 4)
+	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM, syscall.SIGHUP, syscall.SIGQUIT)
+	done := make(chan struct{})
+	go func() {
+		for {
+			select {
+			case <-done:
+				return
+			case <-ctx.Done():
+				return
+			case sig := <-sigs:
+				s.mu.Lock()
+				f := s.soft
+				if s.soft == nil || sig == syscall.SIGQUIT {
+					f = s.hard
+				}
+				s.soft, s.signaled = nil, true
+				s.mu.Unlock()
+				f()
+			}
+		}
+	}()
+	return s, func() { signal.Stop(sigs); close(done) }
+}
+
+// next makes soft the handler of the next first signal (a new phase).
+func (s *stages) next(soft func()) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.soft != nil || !s.signaled {
+		s.soft = soft
+	}
+}
+
+// grabSummary logs what the grabs found and turns local failures and
+// untried targets into an error (a non-zero exit).
+func grabSummary(log *slog.Logger, n results.Counts) error {
+	args := []any{"rows", n.Rows}
+	for _, st := range fingerprint.Statuses() {
+		args = append(args, string(st), n.Grabs[st])
+	}
+	log.Info("grabs finished", append(args, "not_tried", n.NotTried)...)
+	var errs []error
+	if n.Local > 0 {
+		log.Warn("grabs failed on this host (out of file descriptors, buffers or addresses?): their rows say local-error, not what the target did", "count", n.Local)
+		errs = append(errs, fmt.Errorf("%d grabs failed on this host (local-error)", n.Local))
+	}
+	if n.NotTried > 0 {
+		errs = append(errs, fmt.Errorf("interrupted: %d targets were not grabbed (their rows have no grab status)", n.NotTried))
+	}
+	return errors.Join(errs...)
+}
