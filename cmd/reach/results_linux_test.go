@@ -1,0 +1,253 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/json"
+	"errors"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/reachscan/reach/bench/responder"
+	"github.com/reachscan/reach/bench/testnet"
+	"github.com/reachscan/reach/engine/scan"
+	"github.com/reachscan/reach/export"
+	"github.com/reachscan/reach/results"
+)
+
+// reachCmd is the reach command (this test binary) in namespace ns.
+func reachCmd(t *testing.T, nw *testnet.Network, args ...string) *exec.Cmd {
+	t.Helper()
+	self, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := nw.Command(t.Context(), nw.Scan, self, args...)
+	cmd.Env = append(os.Environ(), "REACH_RUN_MAIN=1")
+	return cmd
+}
+
+// waitForCheckpoint waits until the checkpoint at path records committed
+// rows (a part with at least one row), so a kill comes mid-scan.
+func waitForCheckpoint(t *testing.T, path string, exited <-chan error) {
+	t.Helper()
+	deadline := time.After(30 * time.Second)
+	for {
+		select {
+		case err := <-exited:
+			t.Fatalf("scan ended before its first committed checkpoint: %v", err)
+		case <-deadline:
+			t.Fatal("no checkpoint with committed rows")
+		case <-time.After(20 * time.Millisecond):
+		}
+		ck, err := scan.LoadCheckpoint(path)
+		if err != nil {
+			continue
+		}
+		var parts []results.Part
+		if json.Unmarshal(ck.Outputs, &parts) == nil && len(parts) > 0 && parts[0].Rows > 0 {
+			return
+		}
+	}
+}
+
+// TestKillAndResumeLosesNoRow kills a scan with SIGKILL once its
+// checkpoint has committed rows, resumes it with the same -o, and checks
+// the output against the responder's ground truth: every answering pair
+// exactly once, in every format and for a dataset directory.
+func TestKillAndResumeLosesNoRow(t *testing.T) {
+	if err := testnet.Available(); err != nil {
+		t.Skipf("simulated network unavailable: %v", err)
+	}
+	for _, name := range []string{"scan.csv", "scan.jsonl", "scan.parquet", "scan.arrow", "dataset/"} {
+		t.Run(name, func(t *testing.T) {
+			ctx, nw := simnet(t, testnet.Options{GRO: true}, 2*time.Minute)
+			if err := nw.AttachResponder(ctx, responder.Object); err != nil {
+				t.Fatal(err)
+			}
+			dir := t.TempDir()
+			out, ck := filepath.Join(dir, name), filepath.Join(dir, "scan.ck")
+			if strings.HasSuffix(name, "/") {
+				out += "/"
+			}
+			args := []string{"scan", "--no-default-blocklist", "--seed", "77", "-p", "22,80,443,9999", "--rate", "3000",
+				"--cooldown", "300ms", "--output-closed", "--quiet", "--checkpoint-interval", "100ms", "-o", out}
+			first := reachCmd(t, nw, append(args, "--checkpoint", ck, "198.19.0.0/22")...)
+			var errA bytes.Buffer
+			first.Stderr = &errA
+			if err := first.Start(); err != nil {
+				t.Fatal(err)
+			}
+			exited := make(chan error, 1)
+			go func() { exited <- first.Wait() }()
+			waitForCheckpoint(t, ck, exited)
+			time.Sleep(150 * time.Millisecond) // rows after the checkpoint die with the process
+			first.Process.Kill()
+			<-exited
+			if _, err := os.Stat(strings.TrimSuffix(out, "/")); !strings.HasSuffix(name, "/") && err == nil {
+				t.Fatalf("a killed scan left its final file %s", out)
+			}
+			log, err := reachIn(ctx, t, nw, nw.Scan, append(args, "--resume", ck, "198.19.0.0/22")...)
+			if err != nil {
+				t.Fatalf("resumed scan: %v\n%s", err, log)
+			}
+			rows, err := export.ReadFile(strings.TrimSuffix(out, "/"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			checkGroundTruth(t, rows, 1024, 0xC6130000, []uint16{22, 80, 443, 9999})
+			if !strings.Contains(log, "pairs committed by the earlier runs are not written again") {
+				t.Fatalf("the resumed run did not load the killed run's parts:\n%s", log)
+			}
+			var c scan.Checkpoint
+			if b, _ := os.ReadFile(ck); json.Unmarshal(b, &c) != nil || !c.Done {
+				t.Fatalf("final checkpoint not marked done: %s", b)
+			}
+		})
+	}
+}
+
+// TestDiskFullStopsTheScan fills a small tmpfs with the output in every
+// format: the scan stops sending long before its end, exits non-zero,
+// says why, and leaves no file under the final name.
+func TestDiskFullStopsTheScan(t *testing.T) {
+	if err := testnet.Available(); err != nil {
+		t.Skipf("simulated network unavailable: %v", err)
+	}
+	for _, f := range []export.Format{export.CSV, export.NDJSON, export.Parquet, export.Arrow} {
+		t.Run(string(f), func(t *testing.T) {
+			ctx, nw := simnet(t, testnet.Options{GRO: true}, 2*time.Minute)
+			if err := nw.AttachResponder(ctx, responder.Object); err != nil {
+				t.Fatal(err)
+			}
+			full := t.TempDir()
+			if err := syscall.Mount("tmpfs", full, "tmpfs", 0, "size=32k"); err != nil {
+				t.Skipf("mount tmpfs: %v", err)
+			}
+			t.Cleanup(func() { syscall.Unmount(full, syscall.MNT_DETACH) })
+			out := filepath.Join(full, "scan"+f.Extension())
+			meta := filepath.Join(t.TempDir(), "meta.json")
+			// 4096 × 4 pairs at 4000 pps: four seconds of sending
+			log, err := reachIn(ctx, t, nw, nw.Scan, "scan", "--no-default-blocklist", "--seed", "5", "-p", "22,80,443,9999", "--rate", "4000",
+				"--cooldown", "200ms", "--output-closed", "--quiet", "--checkpoint", filepath.Join(t.TempDir(), "ck"), "--checkpoint-interval", "100ms",
+				"-o", out, "-m", meta, "198.19.0.0/20")
+			var ee *exec.ExitError
+			if !errors.As(err, &ee) || ee.ExitCode() != 1 || !strings.Contains(log, "no space left on device") {
+				t.Fatalf("exit %v, want 1 and the reason:\n%s", err, log)
+			}
+			if _, err := os.Stat(out); !errors.Is(err, os.ErrNotExist) {
+				t.Fatalf("a failed output got its final name: %v", err)
+			}
+			var m struct{ Sent uint64 }
+			if b, err := os.ReadFile(meta); err != nil || json.Unmarshal(b, &m) != nil {
+				t.Fatalf("metadata: %v", err)
+			}
+			if m.Sent == 0 || m.Sent > 16384/2 {
+				t.Fatalf("sent %d of 16384 probes after the disk filled; want it stopped early", m.Sent)
+			}
+			t.Logf("sent %d of 16384 before stopping", m.Sent)
+		})
+	}
+}
+
+// TestFailedBeforeSendingWritesNothing: a scan whose route lookup fails
+// leaves an earlier output byte for byte, and adds no file.
+func TestFailedBeforeSendingWritesNothing(t *testing.T) {
+	ctx, nw := simnet(t, testnet.Options{}, time.Minute)
+	dir := t.TempDir()
+	for _, name := range []string{"scan.parquet", "scan.csv"} {
+		out := filepath.Join(dir, name)
+		if err := os.WriteFile(out, []byte("earlier scan\n"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		// 198.18.200.0/24 has no route in the scanner's namespace
+		log, err := reachIn(ctx, t, nw, nw.Scan, "scan", "--no-default-blocklist", "-p", "80", "--quiet", "-o", out,
+			"--checkpoint", filepath.Join(dir, "ck"), "198.18.200.0/24")
+		if err == nil {
+			t.Fatalf("scan without a route succeeded:\n%s", log)
+		}
+		if b, _ := os.ReadFile(out); string(b) != "earlier scan\n" {
+			t.Fatalf("%s was changed to %q\n%s", name, b, log)
+		}
+	}
+	if ents, _ := os.ReadDir(dir); len(ents) != 2 {
+		var names []string
+		for _, e := range ents {
+			names = append(names, e.Name())
+		}
+		t.Fatalf("directory holds %v; want only the two earlier files", names)
+	}
+}
+
+// TestStdoutStreams: -o - is NDJSON on stdout, and rows arrive while the
+// scan still runs; -o onto a symlink to /dev/stdout writes through it and
+// leaves the symlink a symlink.
+func TestStdoutStreams(t *testing.T) {
+	ctx, nw := simnet(t, testnet.Options{GRO: true}, time.Minute)
+	if err := nw.AttachResponder(ctx, responder.Object); err != nil {
+		t.Fatal(err)
+	}
+	link := filepath.Join(t.TempDir(), "out.jsonl")
+	if err := os.Symlink("/dev/stdout", link); err != nil {
+		t.Fatal(err)
+	}
+	for _, out := range []string{"-", link} {
+		cmd := reachCmd(t, nw, "scan", "--no-default-blocklist", "--seed", "3", "-p", "80", "--rate", "200", "--cooldown", "3s", "--quiet",
+			"-o", out, "198.19.0.0/28")
+		stdout, err := cmd.StdoutPipe()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		exited := make(chan struct{})
+		go func() { cmd.Wait(); close(exited) }()
+		sc := bufio.NewScanner(stdout)
+		if !sc.Scan() {
+			t.Fatalf("%s: no row", out)
+		}
+		select {
+		case <-exited:
+			t.Fatalf("%s: the first row came only when the scan had ended", out)
+		default:
+		}
+		var row map[string]any
+		if err := json.Unmarshal(sc.Bytes(), &row); err != nil || row["status"] != "open" {
+			t.Fatalf("%s: first line %q: %v", out, sc.Text(), err)
+		}
+		if _, ok := row["service"]; ok {
+			t.Fatalf("%s: null keys written: %s", out, sc.Text())
+		}
+		n := 1
+		for sc.Scan() {
+			n++
+		}
+		<-exited
+		if cmd.ProcessState.ExitCode() != 0 {
+			t.Fatalf("%s: exit %d", out, cmd.ProcessState.ExitCode())
+		}
+		if want := countOpen(0xC6130000, 16, 80); n != want {
+			t.Fatalf("%s: %d rows, want %d", out, n, want)
+		}
+	}
+	if st, err := os.Lstat(link); err != nil || st.Mode()&os.ModeSymlink == 0 {
+		t.Fatalf("the symlink became %v, %v", st.Mode(), err)
+	}
+}
+
+// countOpen is how many of n addresses from base answer port with a SYN-ACK.
+func countOpen(base, n uint32, port uint16) int {
+	c := 0
+	for a := base; a < base+n; a++ {
+		if responder.Open(a, port) {
+			c++
+		}
+	}
+	return c
+}
