@@ -14,12 +14,19 @@ const batchRows = 64 * 1024
 
 // recordBuilder accumulates rows into Arrow record batches.
 type recordBuilder struct {
-	b *array.RecordBuilder
-	n int
+	b      *array.RecordBuilder
+	n      int
+	keep   Fields
+	schema *arrow.Schema // of the batches flush returns: the columns kept
 }
 
-func newRecordBuilder() *recordBuilder {
-	return &recordBuilder{b: array.NewRecordBuilder(memory.DefaultAllocator, Schema())}
+func newRecordBuilder(keep Fields) *recordBuilder {
+	full := Schema()
+	rb := &recordBuilder{b: array.NewRecordBuilder(memory.DefaultAllocator, full), keep: keep, schema: full}
+	if keep != nil {
+		rb.schema = arrow.NewSchema(pick(keep, full.Fields(), nil), nil)
+	}
+	return rb
 }
 
 func appendString(b array.Builder, s string) {
@@ -86,7 +93,12 @@ func (rb *recordBuilder) flush() arrow.RecordBatch {
 		return nil
 	}
 	rb.n = 0
-	return rb.b.NewRecordBatch()
+	rec := rb.b.NewRecordBatch()
+	if rb.keep == nil {
+		return rec
+	}
+	defer rec.Release()
+	return array.NewRecordBatch(rb.schema, pick(rb.keep, rec.Columns(), nil), rec.NumRows())
 }
 
 func (rb *recordBuilder) release() { rb.b.Release() }

@@ -296,6 +296,22 @@ func readNDJSON(path string) ([]Row, error) {
 	return out, nil
 }
 
+// jsonRow is the scan part of one NDJSON line as the reader sees it; a key
+// left out (null) is a nil pointer.
+type jsonRow struct {
+	TS     string  `json:"ts"`
+	IP     string  `json:"ip"`
+	IPU32  uint32  `json:"ip_u32"`
+	Port   uint16  `json:"port"`
+	Status string  `json:"status"`
+	TTL    uint8   `json:"ttl"`
+	Window uint16  `json:"window"`
+	MSS    *uint16 `json:"mss"`
+	Probe  uint8   `json:"probe"`
+	Shard  uint16  `json:"shard"`
+	ASN    *uint32 `json:"asn"`
+}
+
 func ndjsonRow(line []byte) (Row, error) {
 	var j jsonRow
 	if err := json.Unmarshal(line, &j); err != nil {

@@ -3,6 +3,9 @@
 package export
 
 import (
+	"fmt"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/apache/arrow-go/v18/arrow"
@@ -149,4 +152,62 @@ func Schema() *arrow.Schema {
 		fields = append(fields, f(e.name, e.kind.arrow(), true, e.doc))
 	}
 	return arrow.NewSchema(fields, nil)
+}
+
+// Fields are the indexes of the columns an output keeps, in schema order;
+// nil keeps every column.
+type Fields []int
+
+// ParseFields parses -f: column names, comma-separated ("" = every column).
+// Columns are written in schema order whatever order they are named in.
+func ParseFields(s string) (Fields, error) {
+	if strings.TrimSpace(s) == "" {
+		return nil, nil
+	}
+	want := map[string]bool{}
+	for _, n := range strings.Split(s, ",") {
+		n = strings.TrimSpace(n)
+		if !slices.Contains(columns, n) {
+			return nil, fmt.Errorf("field %q: no such column (reach --list-fields lists them)", n)
+		}
+		want[n] = true
+	}
+	var f Fields
+	for i, c := range columns {
+		if want[c] {
+			f = append(f, i)
+		}
+	}
+	return f, nil
+}
+
+// Has reports whether column i is kept.
+func (f Fields) Has(i int) bool { return f == nil || slices.Contains(f, i) }
+
+// pick returns the kept elements of all (one per column), reusing dst.
+func pick[T any](f Fields, all []T, dst []T) []T {
+	if f == nil {
+		return all
+	}
+	dst = dst[:0]
+	for _, i := range f {
+		dst = append(dst, all[i])
+	}
+	return dst
+}
+
+// Field describes one column for --list-fields.
+type Field struct {
+	Name, Type, Doc string
+	Nullable        bool
+}
+
+// List describes every column, in schema order.
+func List() []Field {
+	var out []Field
+	for _, f := range Schema().Fields() {
+		doc, _ := f.Metadata.GetValue("doc")
+		out = append(out, Field{Name: f.Name, Type: f.Type.String(), Doc: doc, Nullable: f.Nullable})
+	}
+	return out
 }

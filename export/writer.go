@@ -87,17 +87,18 @@ type Encoder interface {
 	Close() error
 }
 
-// NewEncoder returns an encoder of format f writing to w.
-func NewEncoder(w io.Writer, f Format) (Encoder, error) {
+// NewEncoder returns an encoder of format f writing the columns keep (nil:
+// every column) to w.
+func NewEncoder(w io.Writer, f Format, keep Fields) (Encoder, error) {
 	switch f {
 	case CSV:
-		return newCSV(w), nil
+		return newCSV(w, keep), nil
 	case NDJSON:
-		return newNDJSON(w), nil
+		return newNDJSON(w, keep), nil
 	case Parquet:
-		return newParquet(w)
+		return newParquet(w, keep)
 	case Arrow:
-		return newArrowIPC(w)
+		return newArrowIPC(w, keep)
 	}
 	return nil, fmt.Errorf("output format %q", f)
 }
@@ -132,7 +133,7 @@ func Create(path string, f Format, stdout io.Writer) (Writer, error) {
 	if err != nil {
 		return nil, err
 	}
-	enc, err := NewEncoder(of, f)
+	enc, err := NewEncoder(of, f, nil)
 	if err != nil {
 		of.Abort()
 		return nil, err
@@ -173,15 +174,17 @@ func (w *fileWriter) Abort() { w.f.Abort() }
 // csvWriter writes RFC 4180 CSV with a header naming every column; null
 // is the empty field, banners are base64.
 type csvWriter struct {
-	bw  *bufio.Writer
-	w   *csv.Writer
-	rec []string
+	bw   *bufio.Writer
+	w    *csv.Writer
+	rec  []string
+	out  []string // rec, or the columns kept
+	keep Fields
 }
 
-func newCSV(out io.Writer) *csvWriter {
+func newCSV(out io.Writer, keep Fields) *csvWriter {
 	bw := bufio.NewWriterSize(out, 256*1024)
-	c := &csvWriter{bw: bw, w: csv.NewWriter(bw), rec: make([]string, len(columns))}
-	c.w.Write(columns)
+	c := &csvWriter{bw: bw, w: csv.NewWriter(bw), rec: make([]string, len(columns)), keep: keep}
+	c.w.Write(pick(keep, columns, nil))
 	return c
 }
 
@@ -224,7 +227,8 @@ func (c *csvWriter) Write(r *Row) error {
 		}
 		v[len(scanColumns)+k] = x
 	}
-	return c.w.Write(v)
+	c.out = pick(c.keep, v, c.out)
+	return c.w.Write(c.out)
 }
 
 func (c *csvWriter) Flush() error {
@@ -234,29 +238,14 @@ func (c *csvWriter) Flush() error {
 
 func (c *csvWriter) Close() error { return c.Flush() }
 
-// jsonRow is the scan part of one NDJSON line; a nil pointer (null) is
-// left out. The extras follow it in schema order.
-type jsonRow struct {
-	TS     string  `json:"ts"`
-	IP     string  `json:"ip"`
-	IPU32  uint32  `json:"ip_u32"`
-	Port   uint16  `json:"port"`
-	Status string  `json:"status"`
-	TTL    uint8   `json:"ttl"`
-	Window uint16  `json:"window"`
-	MSS    *uint16 `json:"mss,omitempty"`
-	Probe  uint8   `json:"probe"`
-	Shard  uint16  `json:"shard"`
-	ASN    *uint32 `json:"asn,omitempty"`
-}
-
 type ndjsonWriter struct {
-	bw  *bufio.Writer
-	buf []byte
+	bw   *bufio.Writer
+	buf  []byte
+	keep Fields
 }
 
-func newNDJSON(out io.Writer) *ndjsonWriter {
-	return &ndjsonWriter{bw: bufio.NewWriterSize(out, 256*1024)}
+func newNDJSON(out io.Writer, keep Fields) *ndjsonWriter {
+	return &ndjsonWriter{bw: bufio.NewWriterSize(out, 256*1024), keep: keep}
 }
 
 // jsonBanner is how NDJSON holds bytes: a string when UTF-8, else
@@ -269,22 +258,57 @@ func jsonBanner(b []byte) any {
 }
 
 func (n *ndjsonWriter) Write(r *Row) error {
-	j := jsonRow{TS: r.Time.UTC().Format(time.RFC3339Nano), IP: addrString(r.Addr), IPU32: r.Addr, Port: r.Port, Status: r.Status,
-		TTL: r.TTL, Window: r.Window, Probe: r.Probe, Shard: r.Shard}
-	if r.MSS != 0 {
-		m := r.MSS
-		j.MSS = &m
+	buf := append(n.buf[:0], '{')
+	key := func(i int) bool {
+		if !n.keep.Has(i) {
+			return false
+		}
+		if len(buf) > 1 {
+			buf = append(buf, ',')
+		}
+		buf = append(buf, '"')
+		buf = append(buf, columns[i]...)
+		buf = append(buf, '"', ':')
+		return true
 	}
-	if r.HasASN {
-		a := r.ASN
-		j.ASN = &a
+	if key(0) {
+		buf = append(buf, '"')
+		buf = r.Time.UTC().AppendFormat(buf, time.RFC3339Nano)
+		buf = append(buf, '"')
 	}
-	b, err := json.Marshal(&j)
-	if err != nil {
-		return err
+	if key(1) {
+		buf = append(buf, '"')
+		buf = append(buf, addrString(r.Addr)...)
+		buf = append(buf, '"')
 	}
-	buf := append(n.buf[:0], b[:len(b)-1]...) // without its closing brace
-	for _, e := range extras {
+	if key(2) {
+		buf = strconv.AppendUint(buf, uint64(r.Addr), 10)
+	}
+	if key(3) {
+		buf = strconv.AppendUint(buf, uint64(r.Port), 10)
+	}
+	if key(4) {
+		buf = strconv.AppendQuote(buf, r.Status)
+	}
+	if key(5) {
+		buf = strconv.AppendUint(buf, uint64(r.TTL), 10)
+	}
+	if key(6) {
+		buf = strconv.AppendUint(buf, uint64(r.Window), 10)
+	}
+	if r.MSS != 0 && key(7) { // null: the key is left out
+		buf = strconv.AppendUint(buf, uint64(r.MSS), 10)
+	}
+	if key(8) {
+		buf = strconv.AppendUint(buf, uint64(r.Probe), 10)
+	}
+	if key(9) {
+		buf = strconv.AppendUint(buf, uint64(r.Shard), 10)
+	}
+	if r.HasASN && key(10) {
+		buf = strconv.AppendUint(buf, uint64(r.ASN), 10)
+	}
+	for k, e := range extras {
 		var v any
 		switch e.kind {
 		case kString:
@@ -304,12 +328,9 @@ func (n *ndjsonWriter) Write(r *Row) error {
 				v = *e.bl(r)
 			}
 		}
-		if v == nil {
+		if v == nil || !key(len(scanColumns)+k) {
 			continue // null: the key is left out
 		}
-		buf = append(buf, ',', '"')
-		buf = append(buf, e.name...)
-		buf = append(buf, '"', ':')
 		x, err := json.Marshal(v)
 		if err != nil {
 			return err
@@ -318,7 +339,7 @@ func (n *ndjsonWriter) Write(r *Row) error {
 	}
 	buf = append(buf, '}', '\n')
 	n.buf = buf
-	_, err = n.bw.Write(buf)
+	_, err := n.bw.Write(buf)
 	return err
 }
 
@@ -337,14 +358,15 @@ type parquetWriter struct {
 	rb *recordBuilder
 }
 
-func newParquet(out io.Writer) (*parquetWriter, error) {
+func newParquet(out io.Writer, keep Fields) (*parquetWriter, error) {
 	props := parquet.NewWriterProperties(parquet.WithCompression(compress.Codecs.Zstd), parquet.WithStats(true),
 		parquet.WithMaxRowGroupLength(batchRows), parquet.WithCreatedBy("reach"))
-	fw, err := pqarrow.NewFileWriter(Schema(), onlyWriter{out}, props, pqarrow.NewArrowWriterProperties(pqarrow.WithStoreSchema()))
+	rb := newRecordBuilder(keep)
+	fw, err := pqarrow.NewFileWriter(rb.schema, onlyWriter{out}, props, pqarrow.NewArrowWriterProperties(pqarrow.WithStoreSchema()))
 	if err != nil {
 		return nil, fmt.Errorf("parquet writer: %w", err)
 	}
-	return &parquetWriter{fw: fw, rb: newRecordBuilder()}, nil
+	return &parquetWriter{fw: fw, rb: rb}, nil
 }
 
 func (p *parquetWriter) Write(r *Row) error {
@@ -376,12 +398,13 @@ type arrowWriter struct {
 	rb *recordBuilder
 }
 
-func newArrowIPC(out io.Writer) (*arrowWriter, error) {
-	fw, err := ipc.NewFileWriter(onlyWriter{out}, ipc.WithSchema(Schema()))
+func newArrowIPC(out io.Writer, keep Fields) (*arrowWriter, error) {
+	rb := newRecordBuilder(keep)
+	fw, err := ipc.NewFileWriter(onlyWriter{out}, ipc.WithSchema(rb.schema))
 	if err != nil {
 		return nil, fmt.Errorf("arrow writer: %w", err)
 	}
-	return &arrowWriter{fw: fw, rb: newRecordBuilder()}, nil
+	return &arrowWriter{fw: fw, rb: rb}, nil
 }
 
 func (a *arrowWriter) Write(r *Row) error {

@@ -48,12 +48,12 @@ type segment struct {
 	rows int64
 }
 
-func openSegment(path string, f export.Format, stdout io.Writer) (*segment, error) {
+func openSegment(path string, f export.Format, keep export.Fields, stdout io.Writer) (*segment, error) {
 	of, err := export.OpenFile(path, stdout)
 	if err != nil {
 		return nil, err
 	}
-	enc, err := export.NewEncoder(of, f)
+	enc, err := export.NewEncoder(of, f, keep)
 	if err != nil {
 		of.Abort()
 		return nil, err
@@ -85,14 +85,15 @@ type fileSink struct {
 	adopted []Part // earlier runs' parts of this output, folded in at Close
 	final   *Part  // set once Close has written NAME
 	madeDir bool
+	keep    export.Fields
 }
 
-func newFileSink(path string, f export.Format, run string, commits bool, prior []Part) (*fileSink, error) {
+func newFileSink(path string, f export.Format, keep export.Fields, run string, commits bool, prior []Part) (*fileSink, error) {
 	abs, err := filepath.Abs(path)
 	if err != nil {
 		return nil, err
 	}
-	s := &fileSink{path: abs, format: f, run: run, commits: commits}
+	s := &fileSink{path: abs, format: f, run: run, commits: commits, keep: keep}
 	for _, p := range prior {
 		if p.Path == abs || filepath.Dir(p.Path) == PartsDir(abs) {
 			if p.Format != f {
@@ -103,7 +104,7 @@ func newFileSink(path string, f export.Format, run string, commits bool, prior [
 	}
 	if !commits {
 		// check the path now, before the first probe
-		if s.cur, err = openSegment(abs, f, nil); err != nil {
+		if s.cur, err = openSegment(abs, f, s.keep, nil); err != nil {
 			return nil, err
 		}
 		return s, nil
@@ -128,7 +129,7 @@ func (s *fileSink) mkdir() error {
 func (s *fileSink) Write(r *export.Row) error {
 	if s.cur == nil {
 		name := filepath.Join(PartsDir(s.path), fmt.Sprintf("part-%s-%05d%s", s.run, s.seq, s.format.Extension()))
-		cur, err := openSegment(name, s.format, nil)
+		cur, err := openSegment(name, s.format, s.keep, nil)
 		if err != nil {
 			return err
 		}
@@ -182,7 +183,7 @@ func (s *fileSink) Close() error {
 		}
 		rows = parts[0].Rows
 	} else {
-		out, err := openSegment(s.path, s.format, nil)
+		out, err := openSegment(s.path, s.format, s.keep, nil)
 		if err != nil {
 			return err
 		}
@@ -255,12 +256,13 @@ type datasetSink struct {
 	cur     *segment
 	commits bool
 	own     []Part
+	keep    export.Fields
 }
 
 // partRows is the most rows one part of a dataset holds.
 const partRows = 4 << 20
 
-func newDatasetSink(dir, run string, commits bool) (*datasetSink, error) {
+func newDatasetSink(dir string, keep export.Fields, run string, commits bool) (*datasetSink, error) {
 	abs, err := filepath.Abs(dir)
 	if err != nil {
 		return nil, err
@@ -268,7 +270,7 @@ func newDatasetSink(dir, run string, commits bool) (*datasetSink, error) {
 	if err := os.MkdirAll(abs, 0o755); err != nil {
 		return nil, fmt.Errorf("create output directory: %w", err)
 	}
-	return &datasetSink{dir: abs, run: run, commits: commits}, nil
+	return &datasetSink{dir: abs, run: run, commits: commits, keep: keep}, nil
 }
 
 func (d *datasetSink) Write(r *export.Row) error {
@@ -283,7 +285,7 @@ func (d *datasetSink) Write(r *export.Row) error {
 		if err := os.MkdirAll(sub, 0o755); err != nil {
 			return fmt.Errorf("create partition: %w", err)
 		}
-		cur, err := openSegment(filepath.Join(sub, fmt.Sprintf("part-%s-%05d.parquet", d.run, d.seq)), export.Parquet, nil)
+		cur, err := openSegment(filepath.Join(sub, fmt.Sprintf("part-%s-%05d.parquet", d.run, d.seq)), export.Parquet, d.keep, nil)
 		if err != nil {
 			return err
 		}
@@ -370,6 +372,9 @@ type Output struct {
 	// Stdout.
 	Path   string
 	Format export.Format
+	// Fields are the columns kept (nil: all). Parts are written with them
+	// too, so a resumed run needs ip_u32 and port among them.
+	Fields export.Fields
 	Stdout io.Writer
 	// Commits makes file outputs commit at every checkpoint.
 	Commits bool
@@ -391,7 +396,7 @@ func Open(o Output) (Sink, error) {
 		if o.Format != "" && o.Format != export.Parquet {
 			return nil, fmt.Errorf("output %s: a directory output is partitioned Parquet", o.Path)
 		}
-		return newDatasetSink(o.Path, o.Run, o.Commits)
+		return newDatasetSink(o.Path, o.Fields, o.Run, o.Commits)
 	}
 	f := o.Format
 	if f == "" {
@@ -405,13 +410,13 @@ func Open(o Output) (Sink, error) {
 		return nil, err
 	}
 	if stream {
-		seg, err := openSegment(o.Path, f, o.Stdout)
+		seg, err := openSegment(o.Path, f, o.Fields, o.Stdout)
 		if err != nil {
 			return nil, err
 		}
 		return &streamSink{seg: seg}, nil
 	}
-	return newFileSink(o.Path, f, o.Run, o.Commits, o.Prior)
+	return newFileSink(o.Path, f, o.Fields, o.Run, o.Commits, o.Prior)
 }
 
 // CheckWritable checks, before anything is sent, that a file can be

@@ -64,6 +64,7 @@ unprompted, then TLS on any port that answers a ClientHello (and the protocol in
 cheap generic probes. Results: ip,port,service,product,version,status on stdout, or every
 column with -o. Exit codes: 0 done (whatever each target answered), 1 runtime failure,
 2 bad flags or input (nothing was grabbed).`,
+		Before: listFields,
 		Flags: append(append(grabFlags(), outputFlags("write results to `PATH` (.csv, .jsonl, .parquet, .arrow; - for stdout; default: ip,port,service,product,version,status lines)")...),
 			&cli.BoolFlag{Name: "closed", Usage: "also grab pairs a reach output marks closed"},
 		),

@@ -33,6 +33,9 @@ func run(args []string, stdout, stderr io.Writer) int {
 	exitCode := exitOK
 	app := newApp(stdout, stderr, &exitCode)
 	if err := app.RunContext(ctx, args); err != nil {
+		if errors.Is(err, errListed) {
+			return exitOK
+		}
 		var ue usageError
 		if errors.As(err, &ue) {
 			fmt.Fprintf(stderr, "reach: %v\n", err)

@@ -9,6 +9,7 @@ import (
 	"os/signal"
 	"sync"
 	"syscall"
+	"text/tabwriter"
 
 	"github.com/urfave/cli/v2"
 
@@ -17,12 +18,35 @@ import (
 	"github.com/reachscan/reach/results"
 )
 
-// outputFlags are -o and -O of scan, grab, review and diff.
+// outputFlags are the output flags of scan and grab.
 func outputFlags(usage string) []cli.Flag {
 	return []cli.Flag{
 		&cli.StringFlag{Name: "output", Aliases: []string{"o"}, Usage: usage},
 		&cli.StringFlag{Name: "output-format", Aliases: []string{"O"}, Usage: "force the output format: csv, jsonl, parquet or arrow (default: from the extension; jsonl for - and streams)"},
+		&cli.StringFlag{Name: "fields", Aliases: []string{"f"}, Usage: "write only these `COLUMNS` of -o (comma-separated, kept in schema order; see --list-fields)"},
+		&cli.BoolFlag{Name: "list-fields", Usage: "print every output column with its type and meaning, and exit"},
 	}
+}
+
+// errListed ends a command that has printed what was asked (exit 0).
+var errListed = errors.New("listed")
+
+// listFields is the Before hook of the commands with outputFlags.
+func listFields(c *cli.Context) error {
+	if !c.Bool("list-fields") {
+		return nil
+	}
+	w := tabwriter.NewWriter(c.App.Writer, 2, 8, 2, ' ', 0)
+	fmt.Fprintln(w, "COLUMN\tTYPE\tNULL\tMEANING")
+	for _, f := range export.List() {
+		null := ""
+		if f.Nullable {
+			null = "null"
+		}
+		fmt.Fprintf(w, "%s\t%s\t%s\t%s\n", f.Name, f.Type, null, f.Doc)
+	}
+	w.Flush()
+	return errListed
 }
 
 // outputFormat is -O, validated.
@@ -47,6 +71,15 @@ func openPipeline(ctx context.Context, c *cli.Context, log *slog.Logger, o resul
 		return nil, err
 	}
 	o.Path, o.Format, o.Stdout, o.Grab, o.Run = c.String("output"), f, c.App.Writer, grab, export.RunID()
+	if o.Fields, err = export.ParseFields(c.String("fields")); err != nil {
+		return nil, usageError{err}
+	}
+	switch {
+	case o.Fields != nil && o.Path == "":
+		return nil, usageError{errors.New("-f picks the columns of -o; give -o FILE or -o - for stdout")}
+	case o.Fields != nil && (c.String("checkpoint") != "" || c.String("resume") != ""):
+		return nil, usageError{errors.New("-f cannot go with --checkpoint or --resume: a resumed run reads every column of the parts it continues")}
+	}
 	if prior != nil {
 		o.Prior = prior.Parts
 	}
