@@ -70,13 +70,13 @@ func New(cfg Config) (*Harness, error) {
 	cfg.Modes, cfg.Tools, cfg.Rates, cfg.Threads = unique(cfg.Modes), unique(cfg.Tools), unique(cfg.Rates), unique(cfg.Threads)
 	for _, t := range cfg.Tools {
 		switch t {
-		case Reach:
+		case Reach, ReachCheckpoint:
 		case ZMap, Masscan:
 			if _, err := exec.LookPath(t); err != nil {
 				return nil, fmt.Errorf("bench: %s is not installed (apt-get install %s, or --install-peers)", t, t)
 			}
 		default:
-			return nil, fmt.Errorf("bench: unknown tool %q (want reach, zmap or masscan)", t)
+			return nil, fmt.Errorf("bench: unknown tool %q (want reach, reach-checkpoint, zmap or masscan)", t)
 		}
 	}
 	if cfg.Runs <= 0 {
@@ -265,7 +265,7 @@ func (h *Harness) one(ctx context.Context, mode, tool string, threads, rate, rou
 	if err := nw.AttachResponderSection(ctx, responder.Object, sec); err != nil {
 		return r, err
 	}
-	if mode == ModeRecall && tool != Reach {
+	if mode == ModeRecall && tool != Reach && tool != ReachCheckpoint {
 		// peers run no XDP program: XDP_TX from the far side needs one here
 		if err := nw.AttachScanPassthrough(ctx, responder.Object); err != nil {
 			return r, err

@@ -16,9 +16,12 @@ import (
 
 // The scanners the harness can compare.
 const (
-	Reach   = "reach"
-	ZMap    = "zmap"
-	Masscan = "masscan"
+	Reach = "reach"
+	// ReachCheckpoint is reach writing a checkpoint every second, with its
+	// output committed at each: the cost of losing no result after a crash.
+	ReachCheckpoint = "reach-checkpoint"
+	ZMap            = "zmap"
+	Masscan         = "masscan"
 )
 
 // Peers are the other scanners, compared when installed.
@@ -61,11 +64,14 @@ type spec struct {
 func (h *Harness) command(tool string, s spec) (invocation, error) {
 	out := fmt.Sprintf("%s/%s-%d.out", s.dir, tool, time.Now().UnixNano())
 	switch tool {
-	case Reach:
+	case Reach, ReachCheckpoint:
 		args := []string{"scan", "--no-default-blocklist", "--seed", strconv.Itoa(s.seed),
 			"-p", s.ports, "--rate", strconv.Itoa(s.rate), "-T", strconv.Itoa(s.threads),
 			"--tcp-options", "none", "--cooldown", s.cool.String(), "--quiet", "-G", s.gateway}
 		args = append(args, "-o", out+".csv")
+		if tool == ReachCheckpoint {
+			args = append(args, "--checkpoint", out+".ck", "--checkpoint-interval", "1s")
+		}
 		return invocation{name: h.cfg.Reach, args: append(args, s.prefix), env: h.cfg.Env, output: out + ".csv", parse: parseReach}, nil
 	case ZMap:
 		empty := s.dir + "/empty-blocklist.conf"
@@ -184,7 +190,7 @@ func parseLines(path string, parse func(string) (pair, bool)) (map[pair]bool, in
 func version(tool, reach string) string {
 	var out []byte
 	switch tool {
-	case Reach:
+	case Reach, ReachCheckpoint:
 		out, _ = exec.Command(reach, "--version").CombinedOutput()
 		out = []byte(strings.TrimPrefix(string(out), "reach version "))
 	case ZMap:

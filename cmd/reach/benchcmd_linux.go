@@ -31,7 +31,7 @@ Every configuration runs --runs times, the tools alternating; the table gives me
 [min–max] and reach's ratios against each peer measured in the same invocation.`,
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "mode", Value: "sink,recall,idle", Usage: "modes to run, comma-separated: sink, recall, idle"},
-			&cli.StringFlag{Name: "tools", Usage: "tools to compare, comma-separated: reach, zmap, masscan (default: reach and the peers installed)"},
+			&cli.StringFlag{Name: "tools", Usage: "tools to compare, comma-separated: reach, reach-checkpoint (reach committing its output at a checkpoint every second), zmap, masscan (default: reach and the peers installed)"},
 			&cli.IntFlag{Name: "runs", Value: 5, Usage: "runs per configuration"},
 			&cli.StringFlag{Name: "rates", Value: "10000,100000,300000,max", Usage: "recall mode's rates in pps, comma-separated; max = as fast as each tool can"},
 			&cli.StringFlag{Name: "threads", Usage: "sink mode's sender thread counts (default: 1 and the number of CPUs)"},

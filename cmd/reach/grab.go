@@ -62,8 +62,11 @@ func grabCommand(log *slog.Logger) *cli.Command {
 answers, not by the port: the grabbers that claim the port first, then what the server says
 unprompted, then TLS on any port that answers a ClientHello (and the protocol inside it), then
 cheap generic probes. Results: ip,port,service,product,version,status on stdout, or every
-column with -o. Exit codes: 0 done (whatever each target answered), 1 runtime failure,
-2 bad flags or input (nothing was grabbed).`,
+column with -o. The first SIGINT, SIGTERM or SIGHUP starts no new grab (the running ones
+finish; targets never grabbed keep no grab status), the next cancels. Exit codes: 0 done
+(whatever each target answered), 1 runtime failure, an interrupted run or grabs that failed
+on this host (local-error: out of file descriptors, buffers or addresses), 2 bad flags or
+input (nothing was grabbed).`,
 		Before: listFields,
 		Flags: append(append(grabFlags(), outputFlags("write results to `PATH` (.csv, .jsonl, .parquet, .arrow; - for stdout; default: ip,port,service,product,version,status lines)")...),
 			&cli.BoolFlag{Name: "closed", Usage: "also grab pairs a reach output marks closed"},
