@@ -101,6 +101,7 @@ input (nothing was grabbed).`,
 			})
 			defer unsignal()
 			start := time.Now()
+			log.Info("grabbing", "targets", len(rows), "workers", c.Int("grab-workers"), "timeout", c.Duration("grab-timeout"))
 			for i := range rows {
 				pipe.Grab(&rows[i])
 			}

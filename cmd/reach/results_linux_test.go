@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -16,6 +17,7 @@ import (
 	"github.com/reachscan/reach/bench/responder"
 	"github.com/reachscan/reach/bench/testnet"
 	"github.com/reachscan/reach/engine/scan"
+	"github.com/reachscan/reach/engine/target"
 	"github.com/reachscan/reach/export"
 	"github.com/reachscan/reach/results"
 )
@@ -250,4 +252,64 @@ func countOpen(base, n uint32, port uint16) int {
 		}
 	}
 	return c
+}
+
+// TestInterruptedGrabKeepsUntriedUnknown interrupts reach grab while its
+// first grabs wait on servers that never speak: it says it stops new
+// grabs, the running ones finish, it exits 1, and the rows of targets never
+// grabbed carry no grab status (not timeout, not filtered).
+func TestInterruptedGrabKeepsUntriedUnknown(t *testing.T) {
+	ctx, nw := simnet(t, testnet.Options{AnyIP: true}, time.Minute)
+	startListener(ctx, t, nw, "2222")
+	dir := t.TempDir()
+	list, out := filepath.Join(dir, "targets.txt"), filepath.Join(dir, "grab.jsonl")
+	var b strings.Builder
+	for i := range 100 {
+		fmt.Fprintf(&b, "198.19.3.%d,2222\n", i+1)
+	}
+	if err := os.WriteFile(list, []byte(b.String()), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cmd := reachCmd(t, nw, "grab", "--grab-workers", "4", "--grab-timeout", "3s", "-o", out, list)
+	stderr, err := cmd.StderrPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	var log strings.Builder
+	sc := bufio.NewScanner(stderr)
+	for sc.Scan() { // the pool has started: the handler is installed
+		log.WriteString(sc.Text() + "\n")
+		if strings.Contains(sc.Text(), "grabbing") {
+			break
+		}
+	}
+	cmd.Process.Signal(syscall.SIGINT)
+	for sc.Scan() {
+		log.WriteString(sc.Text() + "\n")
+	}
+	err = cmd.Wait()
+	var ee *exec.ExitError
+	if !errors.As(err, &ee) || ee.ExitCode() != 1 || !strings.Contains(log.String(), "no new grabs") {
+		t.Fatalf("exit %v, want 1 after saying it stops new grabs:\n%s", err, log.String())
+	}
+	rows, err := export.ReadFile(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tried := 0
+	for _, r := range rows {
+		switch {
+		case r.GrabStatus == "" && r.Status == "":
+		case r.GrabStatus != "" && r.Status == "open":
+			tried++
+		default:
+			t.Fatalf("row %s:%d status %q grab %q: an untried target must stay unknown", target.Addr(r.Addr), r.Port, r.Status, r.GrabStatus)
+		}
+	}
+	if len(rows) != 100 || tried == 0 || tried > 8 {
+		t.Fatalf("%d rows, %d grabbed; want 100 rows and only the first few grabbed\n%s", len(rows), tried, log.String())
+	}
 }
