@@ -4,7 +4,6 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
-	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strconv"
@@ -17,11 +16,13 @@ import (
 	"github.com/reachscan/reach/export"
 )
 
-// installedVersion runs a server binary's version command and returns the
-// first match of re in its output: what the grab must report.
-func installedVersion(t *testing.T, re string, name string, args ...string) string {
+// installedVersion runs a server binary's version command inside the
+// simulated network's far namespace (never on the host: a server that
+// ignores the flag would listen there) and returns the first match of re
+// in its output: what the grab must report.
+func installedVersion(t *testing.T, nw *testnet.Network, re string, name string, args ...string) string {
 	t.Helper()
-	out, _ := exec.Command(name, args...).CombinedOutput()
+	out, _ := nw.Command(t.Context(), nw.Net, name, args...).CombinedOutput()
 	m := regexp.MustCompile(re).FindStringSubmatch(string(out))
 	if m == nil {
 		t.Fatalf("%s %v: no version in %q", name, args, out)
@@ -43,11 +44,11 @@ func TestScanBannersIdentifiesRealServers(t *testing.T) {
 		t.Fatal(err)
 	}
 	sum := sha256.Sum256(cert.Raw)
-	nginx := installedVersion(t, `nginx/(\S+)`, "nginx", "-v")
-	ssh := installedVersion(t, `OpenSSH_(\S+?),`, "sshd", "-V")
-	redis := installedVersion(t, `v=(\S+)`, "redis-server", "--version")
-	pg := installedVersion(t, `\(PostgreSQL\) (\S+)`, testnet.ServerBinaries["postgresql"], "--version")
-	maria := installedVersion(t, `Ver (\d+\.\d+\.\d+)-MariaDB`, testnet.ServerBinaries["mariadb"], "--version")
+	nginx := installedVersion(t, nw, `nginx/(\S+)`, "nginx", "-v")
+	ssh := installedVersion(t, nw, `OpenSSH_(\S+?),`, "sshd", "-V")
+	redis := installedVersion(t, nw, `v=(\S+)`, "redis-server", "--version")
+	pg := installedVersion(t, nw, `\(PostgreSQL\) (\S+)`, testnet.ServerBinaries["postgresql"], "--version")
+	maria := installedVersion(t, nw, `Ver (\d+\.\d+\.\d+)-MariaDB`, testnet.ServerBinaries["mariadb"], "--version")
 
 	out := filepath.Join(t.TempDir(), "grab.jsonl")
 	log, err := reachIn(ctx, t, nw, nw.Scan, "scan", "--no-default-blocklist", "--seed", "4", "--rate", "2000", "--cooldown", "1s", "-q",
