@@ -1,7 +1,10 @@
 # reach: build, test, lint, bench, demo.
-# Every target installs what it needs (Go modules, Debian packages) itself.
+# Every target installs what it needs (Go modules, Debian packages)
+# itself, through scripts/setup.sh: Debian packages without starting or
+# enabling the services they ship.
 
 GO        ?= go
+SETUP     := sh scripts/setup.sh
 BIN       := bin/reach
 PKGS      := ./...
 FUZZTIME  ?= 20s
@@ -19,14 +22,10 @@ DUCKDB_DIR := $(CURDIR)/.cache/duckdb
 DUCKDB_PKG := @duckdb/node-api@1.5.6-r.1
 
 deps:
-	@if [ "$$(id -u)" = 0 ] && ! command -v node >/dev/null 2>&1; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nodejs npm; fi
+	@if [ "$$(id -u)" = 0 ] && ! command -v node >/dev/null 2>&1; then $(SETUP) apt nodejs npm; fi
 	@if command -v npm >/dev/null 2>&1 && [ ! -d $(DUCKDB_DIR)/node_modules/@duckdb/node-api ]; then \
 	  mkdir -p $(DUCKDB_DIR) && npm install --silent --no-audit --no-fund --prefix $(DUCKDB_DIR) $(DUCKDB_PKG); fi
-	@missing=""; for p in $(APT_PKGS); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
-	  if [ -n "$$missing" ]; then \
-	    if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \
-	    else echo "missing Debian packages:$$missing (install them as root; tests that need them skip)"; fi; \
-	  fi
+	@$(SETUP) apt $(APT_PKGS)
 	$(GO) mod download
 
 VERSION ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
@@ -84,7 +83,7 @@ demo: build
 # generate: rebuild the bpf2go output from bpf/xdp.c (needs clang-14, llvm-14,
 # libbpf-dev).
 generate:
-	@command -v clang-14 >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && apt-get install -y -qq clang-14 llvm-14 libbpf-dev; }
+	@command -v clang-14 >/dev/null 2>&1 || $(SETUP) apt clang-14 llvm-14 libbpf-dev
 	$(GO) generate ./bpf/ ./bench/responder/
 
 clean:
