@@ -1,7 +1,7 @@
 # reach: build, test, lint, bench, demo.
 # Every target installs what it needs (Go modules, Debian packages)
 # itself, through scripts/setup.sh: Debian packages without starting or
-# enabling the services they ship.
+# enabling the services they ship, waiting for the apt lock.
 
 GO        ?= go
 SETUP     := sh scripts/setup.sh

@@ -14,6 +14,7 @@
 # servers inside network namespaces.
 set -eu
 
+APT_LOCK_TIMEOUT=${APT_LOCK_TIMEOUT:-600} # seconds to wait for another apt or dpkg (first boot)
 POLICY=/usr/sbin/policy-rc.d
 POLICY_TEXT='#!/bin/sh
 # created by reach scripts/setup.sh for the duration of one apt-get run:
@@ -27,7 +28,28 @@ die() {
 }
 
 apt_get() {
-	DEBIAN_FRONTEND=noninteractive apt-get -qq -y "$@" >&2
+	DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout="$APT_LOCK_TIMEOUT" -qq -y "$@" >&2
+}
+
+# apt_update is apt-get update, waiting for the lock of the package lists
+# too: DPkg::Lock::Timeout covers only dpkg's lock (apt 2.6), while a first
+# boot's apt-daily holds the lists' lock.
+apt_update() {
+	end=$(($(date +%s) + APT_LOCK_TIMEOUT))
+	while :; do
+		rc=0
+		out=$(apt_get update 2>&1) || rc=$?
+		case $rc:$out in
+		0:*) return 0 ;;
+		*"Could not get lock"*) [ "$(date +%s)" -lt "$end" ] || die "apt lock still held after $APT_LOCK_TIMEOUT s: $out" ;;
+		*)
+			printf '%s\n' "$out" >&2
+			return "$rc"
+			;;
+		esac
+		say "waiting for the apt lock (another apt is running)"
+		sleep 5
+	done
 }
 
 # installed prints the names of the installed packages, sorted.
@@ -94,7 +116,7 @@ apt_install() {
 	fi
 	installed >"$before"
 	say "installing$missing (no service started or enabled)"
-	apt_get update
+	apt_update
 	# shellcheck disable=SC2086 # word splitting wanted
 	apt_get install --no-install-recommends $missing
 	new=$(installed | comm -13 "$before" -)
