@@ -1,10 +1,13 @@
 # reach: build, test, lint, bench, demo.
-# Every target installs what it needs (Go modules, Debian packages)
+# Every target installs what it needs (Go, Go modules, Debian packages)
 # itself, through scripts/setup.sh: Debian packages without starting or
 # enabling the services they ship, waiting for the apt lock.
 
-GO        ?= go
 SETUP     := sh scripts/setup.sh
+# GO: the go in PATH when it is as new as go.mod asks, else Go 1.26 fetched
+# as the module golang.org/toolchain (with Debian's golang-go where no go is
+# installed). Resolved once, on first use.
+GO        ?= $(eval GO := $(or $(shell $(SETUP) go),$(error no Go toolchain for go.mod: see the setup messages above)))$(GO)
 BIN       := bin/reach
 PKGS      := ./...
 FUZZTIME  ?= 20s
@@ -46,7 +49,7 @@ check-generate:
 	else echo "clang-14 or libbpf-dev missing: not checking bpf/ against xdp.c"; fi
 
 lint: deps
-	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
+	@out=$$("$$($(GO) env GOROOT)/bin/gofmt" -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
 	  if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
 	$(GO) vet $(PKGS)
 	$(GO) run honnef.co/go/tools/cmd/staticcheck@v0.8.2 $(PKGS)

@@ -5,6 +5,8 @@
 #   setup.sh apt PKG...  install the missing Debian packages (as root; as
 #                        another user, say which are missing) without
 #                        starting any service they ship or enabling it at boot
+#   setup.sh go          print the path of a Go toolchain at least as new as
+#                        go.mod's go line, fetching one where none is
 #
 # Services: apt-get runs with a policy-rc.d that forbids every start (one is
 # created only where the host has none, and removed afterwards), without
@@ -12,9 +14,14 @@
 # the newly installed packages ship is stopped and disabled, and the script
 # fails if one is still enabled or running. The tests start their own
 # servers inside network namespaces.
+#
+# Go: Debian 12 ships Go 1.19, which cannot switch toolchains (GOTOOLCHAIN
+# came with 1.21), but it can fetch the module golang.org/toolchain, which
+# holds a whole Go release: its bin/go in the module cache is the toolchain.
 set -eu
 
 APT_LOCK_TIMEOUT=${APT_LOCK_TIMEOUT:-600} # seconds to wait for another apt or dpkg (first boot)
+GO_TOOLCHAIN=${GO_TOOLCHAIN:-go1.26.8}    # the release fetched where Go is missing or too old
 POLICY=/usr/sbin/policy-rc.d
 POLICY_TEXT='#!/bin/sh
 # created by reach scripts/setup.sh for the duration of one apt-get run:
@@ -124,10 +131,64 @@ apt_install() {
 	quiesce $(echo "$new" | units)
 }
 
+# go_version prints the version of the Go at $1 (1.26.8), without letting
+# it switch to another toolchain.
+go_version() {
+	v=$(GOTOOLCHAIN=local "$1" env GOVERSION 2>/dev/null) || return 1
+	v=${v#go}
+	echo "${v%% *}"
+}
+
+# at_least is true when version $1 ≥ $2.
+at_least() {
+	[ "$(printf '%s\n%s\n' "$2" "$1" | sort -V | head -n 1)" = "$2" ]
+}
+
+go_bin() {
+	[ -f go.mod ] || die "run from the repository root (no go.mod here)"
+	need=$(sed -n 's/^go \([0-9][0-9.]*\)$/\1/p' go.mod)
+	[ -n "$need" ] || die "go.mod has no go line"
+	if command -v go >/dev/null 2>&1; then
+		v=$(go_version go) || die "$(command -v go) does not run"
+		if at_least "$v" "$need"; then
+			command -v go
+			return
+		fi
+		say "$(command -v go) is Go $v; go.mod needs $need: using $GO_TOOLCHAIN from the module cache"
+	elif [ "$(id -u)" = 0 ]; then
+		say "no go in PATH: installing Debian's golang-go to fetch $GO_TOOLCHAIN"
+		apt_install golang-go
+		command -v go >/dev/null 2>&1 || die "golang-go installed, but no go in PATH"
+	else
+		die "no go in PATH: install Debian's golang-go (or Go $need) first, or run make as root"
+	fi
+	mod=golang.org/toolchain@v0.0.1-$GO_TOOLCHAIN.linux-$(go env GOARCH)
+	dir=$(go env GOMODCACHE)/$mod
+	if [ ! -f "$dir/bin/go" ]; then
+		say "go mod download $mod"
+		# outside this module: an old go cannot read a newer go.mod
+		tmp=$(mktemp -d)
+		(cd "$tmp" && GO111MODULE=on GOFLAGS=-mod=mod go mod download "$mod") >&2 || {
+			rmdir "$tmp"
+			die "go mod download $mod failed"
+		}
+		rmdir "$tmp"
+	fi
+	# module zips keep no mode bits: make the programs executable, as the go
+	# command does when it switches toolchains itself
+	if [ ! -x "$dir/bin/go" ]; then
+		find "$dir/bin" "$dir/pkg/tool" -type f -exec chmod a+x {} +
+	fi
+	v=$(go_version "$dir/bin/go") || die "$dir/bin/go does not run"
+	at_least "$v" "$need" || die "$dir/bin/go is Go $v; go.mod needs $need (set GO_TOOLCHAIN)"
+	echo "$dir/bin/go"
+}
+
 case ${1:-} in
 apt)
 	shift
 	apt_install "$@"
 	;;
-*) die "usage: setup.sh apt PKG..." ;;
+go) go_bin ;;
+*) die "usage: setup.sh apt PKG... | setup.sh go" ;;
 esac
