@@ -9,6 +9,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -328,5 +329,49 @@ func TestReviewAndDiff(t *testing.T) {
 	}
 	if _, _, code := reach(t, "diff", scan); code != exitUsage {
 		t.Errorf("diff with one file: exit %d", code)
+	}
+}
+
+// TestReadmeExamples checks the README's shell examples: every file they
+// read (@FILE, -I, -w, -b, --asn-db, --policy) exists in the repository,
+// and each scan of 0.0.0.0/0 comes right after a warning.
+func TestReadmeExamples(t *testing.T) {
+	readme, err := os.ReadFile("../../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	inputFlag := map[string]bool{"-I": true, "-w": true, "-b": true, "--asn-db": true, "--policy": true}
+	blocks := strings.Split(string(readme), "```")
+	checked := 0
+	for i := 1; i < len(blocks); i += 2 {
+		for line := range strings.SplitSeq(blocks[i], "\n") {
+			line, _, _ = strings.Cut(line, " #")
+			f := strings.Fields(line)
+			if len(f) == 0 || f[0] != "reach" {
+				continue
+			}
+			for j, a := range f {
+				path := ""
+				switch {
+				case strings.HasPrefix(a, "@"):
+					path = a[1:]
+				case j > 0 && inputFlag[f[j-1]]:
+					path = a
+				}
+				if path == "" {
+					continue
+				}
+				checked++
+				if _, err := os.Stat(filepath.Join("../..", path)); err != nil {
+					t.Errorf("README example %q reads %s, which is not in the repository", line, path)
+				}
+			}
+			if len(f) > 1 && f[1] == "scan" && slices.Contains(f, "0.0.0.0/0") && !strings.Contains(blocks[i-1], "Warning: the next command scans the whole IPv4 internet") {
+				t.Errorf("README example %q scans everything without a warning just before it", line)
+			}
+		}
+	}
+	if checked < 8 {
+		t.Fatalf("checked %d input files in the README's examples; the parser lost them", checked)
 	}
 }
