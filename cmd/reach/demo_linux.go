@@ -243,10 +243,12 @@ func demoScan(c *cli.Context, nw *testnet.Network, self string, es []target.Entr
 }
 
 // runIn runs this binary with args in the scanner namespace, its output
-// going to stderr, after saying what it runs.
+// going to stderr and its log in the demo's level and format, after saying
+// what it runs.
 func runIn(c *cli.Context, nw *testnet.Network, self string, args []string) error {
 	fmt.Fprintf(c.App.Writer, "\nin namespace %s: reach %s\n", nw.Scan, shellJoin(args))
-	cmd := nw.Command(c.Context, nw.Scan, self, args...)
+	logArgs := []string{"--log-level", flagValue(c, "log-level"), "--log-format", flagValue(c, "log-format")}
+	cmd := nw.Command(c.Context, nw.Scan, self, append(logArgs, args...)...)
 	cmd.Stdout, cmd.Stderr = c.App.ErrWriter, c.App.ErrWriter
 	if err := cmd.Run(); err != nil {
 		return fmt.Errorf("reach %s in %s: %w", args[0], nw.Scan, err)
