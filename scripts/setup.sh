@@ -110,7 +110,14 @@ apt_install() {
 	fi
 	before=$(mktemp)
 	ours=false
-	trap 'rm -f "$before"; if $ours && [ "$(cat "$POLICY" 2>/dev/null)" = "$POLICY_TEXT" ]; then rm -f "$POLICY"; fi' EXIT
+	# finish: remove what this install created, as soon as apt is through (a
+	# policy-rc.d left behind would stop every later service start)
+	finish() {
+		rm -f "$before"
+		if $ours && [ "$(cat "$POLICY" 2>/dev/null)" = "$POLICY_TEXT" ]; then rm -f "$POLICY"; fi
+		ours=false
+	}
+	trap finish EXIT
 	trap 'exit 130' INT TERM
 	# noclobber: create policy-rc.d only where none exists, never replace one
 	if (set -C && printf '%s\n' "$POLICY_TEXT" >"$POLICY") 2>/dev/null; then
@@ -127,6 +134,7 @@ apt_install() {
 	# shellcheck disable=SC2086 # word splitting wanted
 	apt_get install --no-install-recommends $missing
 	new=$(installed | comm -13 "$before" -)
+	finish
 	# shellcheck disable=SC2046
 	quiesce $(echo "$new" | units)
 }
