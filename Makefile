@@ -1,7 +1,13 @@
 # reach: build, test, lint, bench, demo.
-# Every target installs what it needs (Go modules, Debian packages) itself.
+# Every target installs what it needs (Go, Go modules, Debian packages)
+# itself, through scripts/setup.sh: Debian packages without starting or
+# enabling the services they ship, waiting for the apt lock.
 
-GO        ?= go
+SETUP     := sh scripts/setup.sh
+# GO: the go in PATH when it is as new as go.mod asks, else Go 1.26 fetched
+# as the module golang.org/toolchain (with Debian's golang-go where no go is
+# installed). Resolved once, on first use.
+GO        ?= $(eval GO := $(or $(shell $(SETUP) go),$(error no Go toolchain for go.mod: see the setup messages above)))$(GO)
 BIN       := bin/reach
 PKGS      := ./...
 FUZZTIME  ?= 20s
@@ -19,14 +25,10 @@ DUCKDB_DIR := $(CURDIR)/.cache/duckdb
 DUCKDB_PKG := @duckdb/node-api@1.5.6-r.1
 
 deps:
-	@if [ "$$(id -u)" = 0 ] && ! command -v node >/dev/null 2>&1; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nodejs npm; fi
+	@if [ "$$(id -u)" = 0 ] && ! command -v node >/dev/null 2>&1; then $(SETUP) apt nodejs npm; fi
 	@if command -v npm >/dev/null 2>&1 && [ ! -d $(DUCKDB_DIR)/node_modules/@duckdb/node-api ]; then \
 	  mkdir -p $(DUCKDB_DIR) && npm install --silent --no-audit --no-fund --prefix $(DUCKDB_DIR) $(DUCKDB_PKG); fi
-	@missing=""; for p in $(APT_PKGS); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
-	  if [ -n "$$missing" ]; then \
-	    if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \
-	    else echo "missing Debian packages:$$missing (install them as root; tests that need them skip)"; fi; \
-	  fi
+	@$(SETUP) apt $(APT_PKGS)
 	$(GO) mod download
 
 VERSION ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
@@ -47,7 +49,7 @@ check-generate:
 	else echo "clang-14 or libbpf-dev missing: not checking bpf/ against xdp.c"; fi
 
 lint: deps
-	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
+	@out=$$("$$($(GO) env GOROOT)/bin/gofmt" -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
 	  if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
 	$(GO) vet $(PKGS)
 	$(GO) run honnef.co/go/tools/cmd/staticcheck@v0.8.2 $(PKGS)
@@ -84,7 +86,7 @@ demo: build
 # generate: rebuild the bpf2go output from bpf/xdp.c (needs clang-14, llvm-14,
 # libbpf-dev).
 generate:
-	@command -v clang-14 >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && apt-get install -y -qq clang-14 llvm-14 libbpf-dev; }
+	@command -v clang-14 >/dev/null 2>&1 || $(SETUP) apt clang-14 llvm-14 libbpf-dev
 	$(GO) generate ./bpf/ ./bench/responder/
 
 clean:

@@ -89,7 +89,7 @@ Every configuration runs --runs times, the tools alternating; the table gives me
 			}
 			if c.Bool("install-peers") {
 				log.Info("installing zmap and masscan")
-				cmd := exec.CommandContext(c.Context, "apt-get", "install", "-y", "-q", "zmap", "masscan")
+				cmd := exec.CommandContext(c.Context, "apt-get", "-o", "DPkg::Lock::Timeout=600", "install", "-y", "-q", "--no-install-recommends", "zmap", "masscan")
 				cmd.Env = append(os.Environ(), "DEBIAN_FRONTEND=noninteractive")
 				if out, err := cmd.CombinedOutput(); err != nil {
 					return fmt.Errorf("install peers: %w\n%s", err, out)

@@ -2,12 +2,14 @@ package main
 
 import (
 	"bytes"
+	"encoding/json"
 	"errors"
 	"flag"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -188,7 +190,7 @@ func TestBadInputExitsTwoAndPrintsNothing(t *testing.T) {
 		{[]string{"iterate", "-p", "90-80", "198.18.0.1"}, "reversed range"},
 		{[]string{"iterate", "-p", "80", "198.18.0.0/24"}, "198.18.0.0/15 from default blocklist (benchmarking, RFC 2544) removed 256"},
 		{[]string{"iterate", "-p", "80", "2001:db8::1"}, "IPv6 targets are not supported yet"},
-		{[]string{"iterate", "-p", "80", "198.18.0.1", "-T", "2"}, "flags must come before the targets"},
+		{[]string{"iterate", "-p", "80", "198.18.0.1", "-T", "2"}, "flags go before the targets"},
 		{[]string{"iterate", "-p", "80", "--shards", "2", "--shard", "2", "--no-default-blocklist", "198.18.0.1"}, "shard 2 out of range"},
 		{[]string{"targets", "AS64496"}, "--asn-db"},
 		{[]string{"iterate", "--bogus"}, "flag provided but not defined"},
@@ -329,5 +331,141 @@ func TestReviewAndDiff(t *testing.T) {
 	}
 	if _, _, code := reach(t, "diff", scan); code != exitUsage {
 		t.Errorf("diff with one file: exit %d", code)
+	}
+}
+
+// TestReadmeExamples checks the README's shell examples: every file they
+// read (@FILE, -I, -w, -b, --asn-db, --policy) exists in the repository,
+// and each scan of 0.0.0.0/0 comes right after a warning.
+func TestReadmeExamples(t *testing.T) {
+	readme, err := os.ReadFile("../../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	inputFlag := map[string]bool{"-I": true, "-w": true, "-b": true, "--asn-db": true, "--policy": true}
+	blocks := strings.Split(string(readme), "```")
+	checked := 0
+	for i := 1; i < len(blocks); i += 2 {
+		for line := range strings.SplitSeq(blocks[i], "\n") {
+			line, _, _ = strings.Cut(line, " #")
+			f := strings.Fields(line)
+			if len(f) == 0 || f[0] != "reach" {
+				continue
+			}
+			for j, a := range f {
+				path := ""
+				switch {
+				case strings.HasPrefix(a, "@"):
+					path = a[1:]
+				case j > 0 && inputFlag[f[j-1]]:
+					path = a
+				}
+				if path == "" {
+					continue
+				}
+				checked++
+				if _, err := os.Stat(filepath.Join("../..", path)); err != nil {
+					t.Errorf("README example %q reads %s, which is not in the repository", line, path)
+				}
+			}
+			if len(f) > 1 && f[1] == "scan" && slices.Contains(f, "0.0.0.0/0") && !strings.Contains(blocks[i-1], "Warning: the next command scans the whole IPv4 internet") {
+				t.Errorf("README example %q scans everything without a warning just before it", line)
+			}
+		}
+	}
+	if checked < 8 {
+		t.Fatalf("checked %d input files in the README's examples; the parser lost them", checked)
+	}
+}
+
+// TestHabits: what ZMap, masscan and nmap users type gets reach's
+// equivalent, or works.
+func TestHabits(t *testing.T) {
+	const net4 = "198.18.0.0/30"
+	tests := []struct {
+		name   string
+		args   []string
+		code   int
+		stdout string // exact, when code is 0
+		err    string // in stderr, when code is not 0
+	}{
+		{"target before flags", []string{"iterate", "--no-default-blocklist", "198.18.0.1", "-p", "80"}, exitUsage, "",
+			`"-p" after the target "198.18.0.1": flags go before the targets (reach iterate [flags] TARGET...)`},
+		{"target before -p80", []string{"scan", "--dry-run", net4, "-p80"}, exitUsage, "", `"-p80" after the target "198.18.0.0/30": flags go before the targets`},
+		{"file before flags", []string{"grab", "open.csv", "-o", "x.parquet"}, exitUsage, "", `"-o" after the file "open.csv": flags go before the files (reach grab [flags] FILE...)`},
+		{"-p80", []string{"iterate", "-p80", "--no-default-blocklist", "--count", net4}, exitOK, "4\n", ""},
+		{"-p22,80-81", []string{"iterate", "-p22,80-81", "--no-default-blocklist", "--count", net4}, exitOK, "12\n", ""},
+		{"-T2", []string{"iterate", "-p", "80", "-T2", "--no-default-blocklist", "--count", net4}, exitOK, "4\n", ""},
+		{"--dryrun", []string{"scan", "--dryrun", "-p", "80", net4}, exitUsage, "", "flag provided but not defined: -dryrun; in reach: --dry-run"},
+		{"-oL", []string{"scan", "-oL", "open.txt", "-p", "80", net4}, exitUsage, "", "-oL; in reach: -o FILE, the format from its extension"},
+		{"-oJ", []string{"scan", "-oJ", "open.json", "-p", "80", net4}, exitUsage, "", "-oJ; in reach: -o FILE, the format from its extension"},
+		{"-oX", []string{"scan", "-oX", "open.xml", "-p", "80", net4}, exitUsage, "", "-oX; in reach: -o FILE, the format from its extension"},
+		{"-v", []string{"scan", "-v", "-p", "80", net4}, exitUsage, "", "-v; in reach: --log-level debug"},
+		{"--excludefile", []string{"scan", "--excludefile", "optout.txt", "-p", "80", net4}, exitUsage, "", "-excludefile; in reach: -b FILE"},
+		{"-iL", []string{"iterate", "-iL", "targets.txt", "-p", "80"}, exitUsage, "", "-iL; in reach: -I FILE"},
+		{"unknown flag, no habit", []string{"iterate", "--frobnicate", "-p", "80", net4}, exitUsage, "", "flag provided but not defined: -frobnicate"},
+		{"bad log level", []string{"--log-level", "loud", "iterate", "-p", "80", net4}, exitUsage, "", `log level "loud": want debug, info, warn or error`},
+		{"bad log format", []string{"iterate", "--log-format", "xml", "-p", "80", net4}, exitUsage, "", `log format "xml": want text or json`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			out, errs, code := reach(t, tt.args...)
+			if code != tt.code {
+				t.Fatalf("exit %d, want %d; stdout %q, stderr %q", code, tt.code, out, errs)
+			}
+			if tt.code == exitOK && out != tt.stdout {
+				t.Errorf("stdout %q, want %q", out, tt.stdout)
+			}
+			if tt.code != exitOK && (out != "" || !strings.Contains(errs, tt.err)) {
+				t.Errorf("stdout %q, stderr %q; want no output and %q", out, errs, tt.err)
+			}
+		})
+	}
+}
+
+// TestLogFlags: --log-level and --log-format, before the command or after
+// it, set the level and format of every log line (here the INFO line that
+// names the random seed).
+func TestLogFlags(t *testing.T) {
+	iterate := []string{"iterate", "--count", "-p", "80", "--no-default-blocklist", "198.18.0.0/30"}
+	tests := []struct {
+		name  string
+		args  []string
+		lines int  // log lines on stderr
+		json  bool // each a JSON object
+	}{
+		{"default: text at info", iterate, 1, false},
+		{"json", append([]string{"--log-format", "json"}, iterate...), 1, true},
+		{"json after the command", append(slices.Clone(iterate[:1]), append([]string{"--log-format", "json"}, iterate[1:]...)...), 1, true},
+		{"warn hides info", append([]string{"--log-level", "warn"}, iterate...), 0, false},
+		{"warn after the command", append(slices.Clone(iterate[:1]), append([]string{"--log-level", "warn"}, iterate[1:]...)...), 0, false},
+		{"global json, local debug", append([]string{"--log-format", "json", "iterate", "--log-level", "debug"}, iterate[1:]...), 1, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			out, errs, code := reach(t, tt.args...)
+			if code != exitOK || out != "4\n" {
+				t.Fatalf("exit %d, stdout %q, stderr %q", code, out, errs)
+			}
+			var lines []string
+			for l := range strings.SplitSeq(strings.TrimSpace(errs), "\n") {
+				if l != "" {
+					lines = append(lines, l)
+				}
+			}
+			if len(lines) != tt.lines {
+				t.Fatalf("%d log lines, want %d: %q", len(lines), tt.lines, errs)
+			}
+			for _, l := range lines {
+				var rec struct{ Level, Msg string }
+				err := json.Unmarshal([]byte(l), &rec)
+				switch {
+				case tt.json && (err != nil || rec.Level != "INFO" || !strings.Contains(rec.Msg, "random seed")):
+					t.Errorf("line %q: want a JSON INFO record about the seed (%v)", l, err)
+				case !tt.json && (err == nil || !strings.Contains(l, "level=INFO msg=\"random seed")):
+					t.Errorf("line %q: want a text INFO record about the seed", l)
+				}
+			}
+		})
 	}
 }

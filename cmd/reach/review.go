@@ -106,9 +106,6 @@ Exit codes: 0 reviewed, 1 runtime failure, 2 bad flags, input or policy (with fi
 			if c.Args().Len() == 0 {
 				return usageError{errors.New("review needs at least one SCAN file")}
 			}
-			if err := flagAfterArgs(c); err != nil {
-				return err
-			}
 			sev, fail, err := failOn(c)
 			if err != nil {
 				return err
@@ -165,9 +162,6 @@ func diffCommand(_ *slog.Logger) *cli.Command {
 --fail-on (a gone port is info).`,
 		Flags: judgeFlags(),
 		Action: func(c *cli.Context) error {
-			if err := flagAfterArgs(c); err != nil {
-				return err
-			}
 			if c.Args().Len() != 2 {
 				return usageError{fmt.Errorf("diff needs OLD and NEW scan files (got %d arguments)", c.Args().Len())}
 			}
@@ -200,15 +194,4 @@ func diffCommand(_ *slog.Logger) *cli.Command {
 			return nil
 		},
 	}
-}
-
-// flagAfterArgs reports a flag given after the positional arguments, which
-// urfave/cli would take for a file name.
-func flagAfterArgs(c *cli.Context) error {
-	for _, a := range c.Args().Slice() {
-		if len(a) > 1 && a[0] == '-' {
-			return usageError{fmt.Errorf("%s: flags go before the files (reach %s [flags] FILE...)", a, c.Command.Name)}
-		}
-	}
-	return nil
 }

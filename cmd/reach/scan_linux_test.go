@@ -580,39 +580,6 @@ func TestResumeAfterKill(t *testing.T) {
 	t.Logf("%d pairs probed twice after the kill", twice)
 }
 
-// TestDemo runs `reach demo` (what make demo runs): it must scan the
-// simulated network, real servers included, and agree with the ground
-// truth everywhere.
-func TestDemo(t *testing.T) {
-	if err := testnet.Available(); err != nil {
-		t.Skipf("simulated network unavailable: %v", err)
-	}
-	t.Setenv("REACH_RUN_MAIN", "1") // the demo re-runs this binary as reach inside the namespace
-	dir := t.TempDir()
-	out, errs, code := reach(t, "demo", "--targets", "198.19.0.0/22", "--rate", "50000", "--out", dir, "--policy", "../../testdata/demo-policy.yaml")
-	if code != 0 || !strings.Contains(out, "10505 of 10505 answering pairs answered (silent hosts stay silent); 0 disagree with the ground truth") ||
-		!strings.Contains(out, "198.19.1.4:5432 open: postgresql") || !strings.Contains(out, "198.19.1.5:3306 open: mariadb") {
-		t.Fatalf("exit %d\n%s\n%s", code, out, errs)
-	}
-	// the review of the real servers against testdata/demo-policy.yaml
-	for _, want := range []string{
-		"11 open ports on 5 hosts: 7 unexpected, 1 ownerless, 3 expected",
-		"198.19.1.3:6379 success: Redis",
-		"answers without credentials",
-		"critical  unexpected  198.19.1.3:7000",
-		"critical  ownerless   198.19.1.4:5432",
-		"high      unexpected  198.19.1.2:2200",
-	} {
-		if !strings.Contains(out, want) {
-			t.Errorf("demo output lacks %q:\n%s", want, out)
-		}
-	}
-	rows, err := export.ReadFile(filepath.Join(dir, "review.csv"))
-	if err != nil || len(rows) != 11 {
-		t.Fatalf("review.csv: %d rows, %v; want 11", len(rows), err)
-	}
-}
-
 func lastLine(s string) string {
 	s = strings.TrimSpace(s)
 	return s[strings.LastIndex(s, "\n")+1:]

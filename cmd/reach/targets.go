@@ -36,9 +36,6 @@ func buildSet(c *cli.Context, log *slog.Logger) (*target.Set, error) {
 	var spec target.Spec
 	var args []string
 	for _, a := range c.Args().Slice() {
-		if strings.HasPrefix(a, "-") {
-			return nil, usageError{fmt.Errorf("%q after a target: flags must come before the targets", a)}
-		}
 		if strings.HasPrefix(a, "@") {
 			es, err := target.ReadFile(a[1:])
 			if err != nil {
