@@ -75,9 +75,6 @@ input (nothing was grabbed).`,
 			if c.Args().Len() == 0 {
 				return usageError{errors.New("grab needs a FILE of targets (or - for stdin)")}
 			}
-			if err := flagAfterArgs(c); err != nil {
-				return err
-			}
 			var rows []export.Row
 			for _, p := range c.Args().Slice() {
 				rs, err := readGrabTargets(p, c.App.Reader, c.Bool("closed"))
