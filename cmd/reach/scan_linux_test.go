@@ -243,29 +243,11 @@ func TestScanReportsListeningPairs(t *testing.T) {
 // /proc/net/snmp (RFC 1213 tcpOutRsts).
 func tcpOutRsts(ctx context.Context, t *testing.T, nw *testnet.Network, ns string) int {
 	t.Helper()
-	out, err := nw.Command(ctx, ns, "cat", "/proc/net/snmp").Output()
+	n, err := nw.TCPCounter(ctx, ns, "OutRsts")
 	if err != nil {
 		t.Fatal(err)
 	}
-	var names []string
-	for l := range strings.SplitSeq(string(out), "\n") {
-		f := strings.Fields(l)
-		if len(f) == 0 || f[0] != "Tcp:" {
-			continue
-		}
-		if names == nil {
-			names = f
-			continue
-		}
-		for i, n := range names {
-			if n == "OutRsts" && i < len(f) {
-				v, _ := strconv.Atoi(f[i])
-				return v
-			}
-		}
-	}
-	t.Fatalf("no Tcp OutRsts in /proc/net/snmp:\n%s", out)
-	return 0
+	return int(n)
 }
 
 // TestScanWarnsOfFailedResets: without GRO on the far veth, XDP_TX cannot

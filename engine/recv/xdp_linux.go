@@ -43,8 +43,13 @@ func monotonicNS() uint64 {
 }
 
 // NewXDP loads the matcher with cfg and attaches it to ifi. cookie tells
-// which probe copy a reply answers.
+// which probe copy a reply answers. It refuses an interface where another
+// reach scan's matcher is attached (ErrInterfaceBusy), also when that scan
+// attached first by a hair.
 func NewXDP(ifi *net.Interface, cfg bpf.Config, cookie *packet.Cookie, space *target.Space) (*XDP, error) {
+	if _, err := CheckInterface(ifi); err != nil {
+		return nil, err
+	}
 	m, err := bpf.Load(cfg)
 	if err != nil {
 		return nil, err
@@ -52,6 +57,14 @@ func NewXDP(ifi *net.Interface, cfg bpf.Config, cookie *packet.Cookie, space *ta
 	mode, err := m.Attach(ifi)
 	if err != nil {
 		m.Close()
+		// a program attached meanwhile or before: say which
+		other, cerr := CheckInterface(ifi)
+		if cerr != nil {
+			return nil, cerr
+		}
+		if other != nil {
+			return nil, fmt.Errorf("%w (%s holds the interface)", err, other)
+		}
 		return nil, err
 	}
 	rd, err := ringbuf.NewReader(m.Events())

@@ -305,6 +305,14 @@ func openReceiver(cfg Config, path *netif.Path, sources []uint32, cookie *packet
 	if cfg.Receiver == "" {
 		cfg.Receiver = "auto"
 	}
+	// one interface, one scan: another scan's matcher would eat the replies
+	other, err := recv.CheckInterface(path.Iface)
+	if err != nil {
+		return nil, err
+	}
+	if other != nil && cfg.Receiver != "xdp" {
+		cfg.Log.Warn("another XDP program is attached to the scan interface: replies it drops or redirects never reach reach's receiver", "interface", path.Iface.Name, "program", other.String())
+	}
 	if cfg.Receiver == "auto" || cfg.Receiver == "xdp" {
 		k0, k1 := cookie.Key()
 		x, err := recv.NewXDP(path.Iface, bpf.Config{Key0: k0, Key1: k1, SrcFirst: first, SrcLast: last,
@@ -312,7 +320,7 @@ func openReceiver(cfg Config, path *netif.Path, sources []uint32, cookie *packet
 		if err == nil {
 			return x, nil
 		}
-		if cfg.Receiver == "xdp" {
+		if cfg.Receiver == "xdp" || errors.Is(err, recv.ErrInterfaceBusy) {
 			return nil, fmt.Errorf("xdp receiver: %w", err)
 		}
 		cfg.Log.Warn("XDP matcher unavailable; falling back to the AF_PACKET receiver (the kernel will answer SYN-ACKs with RSTs)", "why", err)
