@@ -62,7 +62,7 @@ func (t Target) Limit() int {
 type Result struct {
 	Target netip.AddrPort
 	Module string // the grabber that produced it ("ssh", "http", …)
-	Status Status
+	Status Status // "" when the target was never tried (the batch was stopped first)
 	Time   time.Time // when the grab finished
 	Error  string    // set when Status is not success
 	// Connected reports whether any TCP connection to the target was

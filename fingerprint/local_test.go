@@ -195,3 +195,53 @@ func outOfFDsChild() int {
 	}
 	return 0
 }
+
+// TestPoolStoppedBeforeTried: when the batch's context ends, the target in
+// flight ends as a timeout, and the targets still queued behind it get a
+// result with no status (never tried), not a timeout that would read as a
+// fact about them.
+func TestPoolStoppedBeforeTried(t *testing.T) {
+	silent := server(t, func(c net.Conn) { c.Read(make([]byte, 1)) }) // until the grab gives up
+	addr := netip.MustParseAddr("198.51.100.20")
+	routes := map[netip.AddrPort]string{}
+	for p := range 5 {
+		routes[netip.AddrPortFrom(addr, uint16(5000+p))] = silent
+	}
+	connected := make(chan struct{}, 8)
+	dial := func(ctx context.Context, network, addr string) (net.Conn, error) {
+		c, err := dialer(routes)(ctx, network, addr)
+		if err == nil {
+			connected <- struct{}{}
+		}
+		return c, err
+	}
+	pool, err := fingerprint.NewPool(fingerprint.PoolConfig{Grabbers: registry.Grabbers(), Dial: dial,
+		Workers: 1, PerAddr: 1, Timeout: 30 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	b := pool.Start(ctx)
+	results := make(chan fingerprint.Result, len(routes))
+	for p := range 5 {
+		b.Submit(fingerprint.Target{AddrPort: netip.AddrPortFrom(addr, uint16(5000+p))}, func(r fingerprint.Result) { results <- r })
+	}
+	<-connected // the first grab is connected
+	cancel()
+	b.Wait()
+	close(results)
+	var tried, untried int
+	for r := range results {
+		switch {
+		case r.Status == fingerprint.StatusTimeout && r.Connected:
+			tried++
+		case r.Status == "" && !r.Connected && r.Target.IsValid() && !r.Time.IsZero():
+			untried++
+		default:
+			t.Errorf("%v: status %q connected=%v (%s), want a timeout in flight or no status", r.Target, r.Status, r.Connected, r.Error)
+		}
+	}
+	if tried != 1 || untried != 4 {
+		t.Errorf("%d grabs ended as timeouts, %d untried; want 1 and 4", tried, untried)
+	}
+}

@@ -172,7 +172,8 @@ func (b *Batch) Submit(t Target, done func(Result)) {
 
 // Wait closes the batch to new targets, lets the workers finish the queue
 // and returns once every callback has returned. Targets still queued when
-// ctx ends get a timeout result.
+// ctx ends get a result with no Status (the zero value: not tried, nothing
+// known), those in flight end as their grab does (a timeout, usually).
 func (b *Batch) Wait() {
 	b.mu.Lock()
 	b.closed = true
@@ -222,7 +223,13 @@ func (b *Batch) work() {
 		if !ok {
 			return
 		}
-		res := b.p.grab(b.ctx, j.t, b.limiter)
+		var res Result
+		if b.ctx.Err() != nil {
+			// stopped before its turn: nothing is known about it
+			res = Result{Target: j.t.AddrPort, Time: time.Now().UTC(), Error: "not tried: the grabs were stopped first"}
+		} else {
+			res = b.p.grab(b.ctx, j.t, b.limiter)
+		}
 		b.mu.Lock()
 		q := b.addrs[j.t.AddrPort.Addr()]
 		q.active--
