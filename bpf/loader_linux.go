@@ -18,7 +18,35 @@ type Config struct {
 	WindowFirst       uint16 // scan source ports
 	WindowCount       uint32
 	Probes            uint32 // copies per target (--probes)
-	SendReset         bool   // answer each valid SYN-ACK with an RST (XDP_TX)
+	SendReset         bool   // answer each valid SYN-ACK with an RST
+	// ResetPath is how SendReset answers; Load takes ResetAuto for
+	// ResetXDPTX (recv.NewXDP resolves it for the interface first).
+	ResetPath ResetPath
+}
+
+// ResetPath is how the matcher answers a valid SYN-ACK with an RST.
+type ResetPath uint8
+
+// The reset paths.
+const (
+	// ResetAuto is XDP_TX where it delivers, the kernel elsewhere.
+	ResetAuto ResetPath = iota
+	// ResetXDPTX rewrites the SYN-ACK into the RST in place and sends it
+	// back with XDP_TX: the host's kernel never sees it.
+	ResetXDPTX
+	// ResetKernel passes the SYN-ACK on to the host's kernel, which
+	// answers it with an RST (no socket owns a scan port).
+	ResetKernel
+)
+
+func (p ResetPath) String() string {
+	switch p {
+	case ResetXDPTX:
+		return "xdp_tx"
+	case ResetKernel:
+		return "kernel"
+	}
+	return "auto"
 }
 
 // Counter indexes, in the order of enum counter in xdp.c.
@@ -92,8 +120,11 @@ func Load(cfg Config) (*Matcher, error) {
 	if cfg.WindowCount == 0 || cfg.Probes == 0 || cfg.SrcLast < cfg.SrcFirst {
 		return nil, errors.New("xdp matcher: empty port window, zero probes or reversed source range")
 	}
-	reset := uint32(0)
-	if cfg.SendReset {
+	reset := uint32(0) // send_reset in xdp.c: 0 none, 1 XDP_TX, 2 the kernel
+	switch {
+	case cfg.SendReset && cfg.ResetPath == ResetKernel:
+		reset = 2
+	case cfg.SendReset:
 		reset = 1
 	}
 	for name, v := range map[string]any{

@@ -15,9 +15,13 @@
 // A SYN-ACK must acknowledge seq+1, an RST must carry ack seq or seq+1. A
 // valid reply becomes a compact event in a ring buffer; a valid SYN-ACK is
 // rewritten in place into the RST the target needs to free its half-open
-// state and sent back with XDP_TX (unless send_reset is 0), so the host's
-// kernel never sees it and never answers. Everything else addressed to the
-// scan is counted and dropped.
+// state and sent back with XDP_TX (send_reset 1), so the host's kernel never
+// sees it and never answers. Where XDP_TX cannot deliver (a veth whose peer
+// runs no XDP program: the kernel refuses the frame, or leaves it in the
+// peer's queue until other traffic wakes the peer), send_reset 2 passes the
+// valid SYN-ACK to the host's kernel instead, which answers it with an RST
+// (no socket owns a scan port); send_reset 0 drops it unanswered.
+// Everything else addressed to the scan is counted and dropped.
 //
 // Settings are volatile const globals set from Go before load.
 
@@ -37,7 +41,7 @@ volatile const __u32 src_last = 0;
 volatile const __u32 window_first = 0;      // scan source ports
 volatile const __u32 window_count = 1;
 volatile const __u32 probes = 1;
-volatile const __u32 send_reset = 1;
+volatile const __u32 send_reset = 1;       // 0 none, 1 XDP_TX, 2 the kernel
 
 // Event is what user space receives per valid reply (32 bytes).
 struct event {
@@ -248,6 +252,8 @@ int reach_xdp(struct xdp_md *ctx)
 	count(C_SYNACK);
 	if (!send_reset)
 		return XDP_DROP;
+	if (send_reset == 2)
+		return XDP_PASS; // the kernel answers it with an RST
 
 	// Rewrite into Ethernet (+VLAN) / IPv4 (20 bytes) / TCP RST (20 bytes):
 	// from us to the target, seq = the target's ack (RFC 9293 §3.10.7.1).

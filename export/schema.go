@@ -91,7 +91,7 @@ var extras = []extra{
 	{name: "product", doc: "identified product (nginx, OpenSSH, …)", str: func(r *Row) *string { return &r.Product }},
 	{name: "version", doc: "identified version as announced", str: func(r *Row) *string { return &r.Version }},
 	{name: "banner", doc: "first bytes the service sent, at most --max-banner", kind: kBinary, bin: func(r *Row) *[]byte { return &r.Banner }},
-	{name: "grab_status", doc: "grab outcome: success, no-banner, timeout, refused, reset, tls-error, protocol-error", str: func(r *Row) *string { return &r.GrabStatus }},
+	{name: "grab_status", doc: "grab outcome: success, no-banner, timeout, refused, reset, tls-error, protocol-error, local-error (failed on the scanning host: says nothing about the target); null when never tried", str: func(r *Row) *string { return &r.GrabStatus }},
 	{name: "grab_error", doc: "why the grab did not succeed", str: func(r *Row) *string { return &r.GrabError }},
 	{name: "auth", doc: "none: the service answered without credentials; required: it asked for them", str: func(r *Row) *string { return &r.Auth }},
 	{name: "details", doc: "per-protocol details, a JSON object of strings", str: func(r *Row) *string { return &r.Details }},

@@ -6,6 +6,7 @@ import (
 	"strings"
 
 	"github.com/reachscan/reach/export"
+	"github.com/reachscan/reach/fingerprint"
 )
 
 // Change is one difference between two scans of the same targets.
@@ -32,14 +33,31 @@ func (c Change) Row() export.Row {
 // scans know it, authentication changed (or it newly answers without
 // credentials); a change that only adds authentication is info. Changes are sorted by severity
 // (critical first), then new, changed, gone, then address and port.
+//
+// A row whose grab failed on the scanning machine (grab status
+// local-error), or that a grab output holds with no grab status (never
+// tried: the grab was interrupted), is unknown, not a fact about the
+// target: its port is neither gone nor changed. An unknown row whose port
+// the scan found open is still open (New when the old scan lacked it).
 func Diff(old, new []export.Row) []Change {
 	type key struct {
 		addr uint32
 		port uint16
 	}
+	oldGrab, newGrab := grabbed(old), grabbed(new)
 	before := map[key]export.Row{}
 	for _, r := range dedup(old) {
 		before[key{r.Addr, r.Port}] = r
+	}
+	// the pairs the new scan holds only unknown rows for
+	known, unsure := map[key]bool{}, map[key]bool{}
+	for _, r := range new {
+		k := key{r.Addr, r.Port}
+		if unknown(r, newGrab) {
+			unsure[k] = true
+		} else {
+			known[k] = true
+		}
 	}
 	var out []Change
 	for _, n := range dedup(new) {
@@ -51,6 +69,8 @@ func Diff(old, new []export.Row) []Change {
 		case !had:
 			out = append(out, Change{Kind: New, New: n, Class: a.Class, Severity: a.Severity,
 				Reason: "Open since the previous scan. " + a.Reason})
+		case unknown(o, oldGrab) || unknown(n, newGrab):
+			continue // open in both; one of them does not know what answers
 		default:
 			what := changed(o, n)
 			if what == "" {
@@ -64,7 +84,10 @@ func Diff(old, new []export.Row) []Change {
 				Reason: fmt.Sprintf("%s changed since the previous scan: %s. %s", Endpoint(n), what, a.Reason)})
 		}
 	}
-	for _, o := range before {
+	for k, o := range before {
+		if unsure[k] && !known[k] {
+			continue // the new scan could not tell
+		}
 		a := Classify(o)
 		out = append(out, Change{Kind: Gone, Old: o, Class: a.Class, Severity: Info,
 			Reason: fmt.Sprintf("%s (%s) no longer answers.", Endpoint(o), describe(o))})
@@ -73,6 +96,23 @@ func Diff(old, new []export.Row) []Change {
 		return order(a.Severity, a.Kind, a.Row(), b.Severity, b.Kind, b.Row())
 	})
 	return out
+}
+
+// localError is fingerprint.StatusLocalError as the grab_status column
+// holds it.
+const localError = string(fingerprint.StatusLocalError)
+
+// grabbed reports whether rows are a grab's output: some row has a grab
+// status.
+func grabbed(rows []export.Row) bool {
+	return slices.ContainsFunc(rows, func(r export.Row) bool { return r.GrabStatus != "" })
+}
+
+// unknown reports whether r says nothing about its target: its grab failed
+// locally, or it sits in a grab output (grab) with no grab status and is
+// not a closed port (closed ports are not grabbed).
+func unknown(r export.Row, grab bool) bool {
+	return r.GrabStatus == localError || (grab && r.GrabStatus == "" && r.Status != "closed")
 }
 
 // changed says what differs between two rows for the same port, "" when

@@ -169,3 +169,56 @@ func TestWriteDiffText(t *testing.T) {
 	}
 	golden(t, "diff.golden", b.Bytes())
 }
+
+// TestDiffUnknownRows: a row whose grab failed locally, or that a grab
+// output holds with no grab status (never tried), says nothing about its
+// target: its port is neither gone nor changed.
+func TestDiffUnknownRows(t *testing.T) {
+	grab := func(r export.Row, status string) export.Row { r.GrabStatus = status; return r }
+	redis := grab(open("198.19.1.3", 6379, "redis", "Redis", "7.0.15", "none"), "success")
+	redis2 := grab(open("198.19.1.3", 6379, "redis", "Redis", "7.2.4", "none"), "success")
+	// from reach grab on a list, a local failure connected to nothing
+	noFDs := export.Row{Addr: ip("198.19.1.3"), Port: 6379, GrabStatus: "local-error", GrabError: "socket: too many open files"}
+	// from scan --banners: the SYN-ACK is a fact, the grab failed locally
+	openNoFDs := grab(export.Row{Addr: ip("198.19.1.3"), Port: 6379, Status: "open"}, "local-error")
+	untried := export.Row{Addr: ip("198.19.1.3"), Port: 6379}                     // interrupted grab
+	untriedOpen := export.Row{Addr: ip("198.19.1.3"), Port: 6379, Status: "open"} // scan --banners, grab interrupted
+	closed := export.Row{Addr: ip("198.19.1.3"), Port: 6379, Status: "closed"}
+	other := grab(open("198.19.1.9", 22, "ssh", "OpenSSH", "9.6p1", "required"), "success") // makes an output a grab's
+	type change struct {
+		kind Kind
+		what string
+	}
+	for _, tc := range []struct {
+		name     string
+		old, new []export.Row
+		want     []change
+	}{
+		{"known version change (control)", []export.Row{redis}, []export.Row{redis2}, []change{{Changed, "version 7.0.15 → 7.2.4"}}},
+		{"known gone (control)", []export.Row{redis, other}, []export.Row{closed, other}, []change{{Gone, ""}}},
+		{"absent from the new scan is gone (control)", []export.Row{redis, other}, []export.Row{other}, []change{{Gone, ""}}},
+		{"local error from a list grab is not gone", []export.Row{redis}, []export.Row{noFDs}, nil},
+		{"local error on an open port is not a change", []export.Row{redis}, []export.Row{openNoFDs}, nil},
+		{"never tried in a grab output is not gone", []export.Row{redis, other}, []export.Row{untried, other}, nil},
+		{"never tried open port in a grab output is not a change", []export.Row{redis, other}, []export.Row{untriedOpen, other}, nil},
+		{"old local error: the new service is not a change", []export.Row{openNoFDs}, []export.Row{redis}, nil},
+		{"a known row beats an unknown duplicate", []export.Row{redis}, []export.Row{openNoFDs, redis2}, []change{{Changed, "version 7.0.15 → 7.2.4"}}},
+		{"local error on a port the old scan lacked is still new", []export.Row{other}, []export.Row{other, openNoFDs}, []change{{New, ""}}},
+		{"a scan without grabs: open with no grab status is known", []export.Row{open("198.19.1.3", 6379, "", "", "", "")},
+			[]export.Row{{Addr: ip("198.19.1.3"), Port: 6379, Status: "closed"}}, []change{{Gone, ""}}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var got []change
+			for _, c := range Diff(tc.old, tc.new) {
+				if Endpoint(c.Row()) != "198.19.1.3:6379" {
+					t.Errorf("change on %s: %+v", Endpoint(c.Row()), c)
+					continue
+				}
+				got = append(got, change{c.Kind, c.What})
+			}
+			if !slices.Equal(got, tc.want) {
+				t.Errorf("Diff: got %v, want %v", got, tc.want)
+			}
+		})
+	}
+}

@@ -150,8 +150,13 @@ func dedup(rows []export.Row) []export.Row {
 	return out
 }
 
+// informative counts what r tells about its service; a row with a grab
+// outcome beats one without (or with a local failure) among equals.
 func informative(r export.Row) int {
 	n := 0
+	if r.GrabStatus != "" && r.GrabStatus != localError {
+		n++
+	}
 	for _, s := range []string{r.Service, r.Product, r.Version, r.Auth, r.TLS.SHA256} {
 		if s != "" {
 			n++

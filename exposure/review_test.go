@@ -3,9 +3,11 @@ package exposure
 import (
 	"bytes"
 	"flag"
+	"io"
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"testing"
 
 	"github.com/reachscan/reach/export"
@@ -235,12 +237,45 @@ func TestWriteText(t *testing.T) {
 	}
 	golden(t, "review.golden", b.Bytes())
 
-	b.Reset()
-	hostile := open("10.0.0.1", 6379, "redis", "Redis\x1b[2J", "7.0\n15", "none")
-	if err := WriteText(&b, Review([]export.Row{hostile}, nil)); err != nil {
-		t.Fatal(err)
+}
+
+// TestTextEscapesServerStrings feeds both text renderers a row whose
+// product and version carry terminal controls and checks each reaches the
+// output escaped, with no control byte and no extra line.
+func TestTextEscapesServerStrings(t *testing.T) {
+	tests := []struct {
+		name, product, version, want string
+	}{
+		{"ESC clear screen and newline", "Redis\x1b[2J", "7.0\n15", `Redis\x1b[2J 7.0\n15`},
+		{"OSC title ended by BEL", "Redis\x1b]0;pwned\a", "7", `Redis\x1b]0;pwned\a 7`},
+		{"raw 8-bit CSI and carriage return", "Redis\x9b2J", "7\r", `Redis\x9b2J 7\r`},
+		{"bidi override", "Redis\u202e", "7", `Redis\u202e 7`},
 	}
-	if bytes.ContainsAny(b.Bytes(), "\x1b") || bytes.Count(b.Bytes(), []byte("\n")) != 5 || !bytes.Contains(b.Bytes(), []byte("Redis?[2J 7.0?15")) {
-		t.Errorf("control characters from a service reached the text output:\n%q", b.String())
+	render := map[string]func(io.Writer, export.Row) error{
+		"review": func(w io.Writer, r export.Row) error { return WriteText(w, Review([]export.Row{r}, nil)) },
+		"diff":   func(w io.Writer, r export.Row) error { return WriteDiffText(w, Diff(nil, []export.Row{r})) },
+	}
+	for _, tc := range tests {
+		for name, write := range render {
+			t.Run(tc.name+"/"+name, func(t *testing.T) {
+				var plain, hostile bytes.Buffer
+				if err := write(&plain, open("10.0.0.1", 6379, "redis", "Redis", "7", "none")); err != nil {
+					t.Fatal(err)
+				}
+				if err := write(&hostile, open("10.0.0.1", 6379, "redis", tc.product, tc.version, "none")); err != nil {
+					t.Fatal(err)
+				}
+				out := hostile.Bytes()
+				if i := bytes.IndexFunc(out, func(r rune) bool { return r != '\n' && !strconv.IsPrint(r) }); i >= 0 {
+					t.Errorf("unprintable %q at %d reached the output:\n%q", out[i], i, out)
+				}
+				if got, want := bytes.Count(out, []byte("\n")), bytes.Count(plain.Bytes(), []byte("\n")); got != want {
+					t.Errorf("%d lines, want %d as for a plain row:\n%q", got, want, out)
+				}
+				if !bytes.Contains(out, []byte(tc.want)) {
+					t.Errorf("output lacks %q:\n%q", tc.want, out)
+				}
+			})
+		}
 	}
 }

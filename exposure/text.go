@@ -5,7 +5,8 @@ import (
 	"io"
 	"strings"
 	"text/tabwriter"
-	"unicode"
+
+	"github.com/reachscan/reach/internal/safe"
 )
 
 // WriteText prints the review as a security reviewer reads it: counts
@@ -73,7 +74,7 @@ func writeTable(b *strings.Builder, head []string, rows [][]string) {
 	fmt.Fprintln(tw, strings.Join(head, "\t"))
 	for _, r := range rows {
 		for i := range r {
-			r[i] = clean(r[i])
+			r[i] = safe.Terminal(r[i])
 		}
 		fmt.Fprintln(tw, strings.Join(r, "\t"))
 	}
@@ -92,15 +93,4 @@ func orDash(s string) string {
 		return "-"
 	}
 	return s
-}
-
-// clean replaces control characters (tabs, newlines, terminal escapes) that
-// a scanned service may have put in its banner, product or version.
-func clean(s string) string {
-	return strings.Map(func(r rune) rune {
-		if unicode.IsControl(r) {
-			return '?'
-		}
-		return r
-	}, s)
 }

@@ -23,11 +23,15 @@ const (
 	StatusReset         Status = "reset"          // the peer reset or closed the connection mid-grab
 	StatusTLSError      Status = "tls-error"      // a TLS handshake failed
 	StatusProtocolError Status = "protocol-error" // the peer spoke, but not the protocol expected
+	// StatusLocalError means the grab failed on this machine (out of file
+	// descriptors, buffers, memory or local ports; a local firewall): it
+	// says nothing about the target, which should be grabbed again.
+	StatusLocalError Status = "local-error"
 )
 
 // Statuses lists every status, in the order summaries print them.
 func Statuses() []Status {
-	return []Status{StatusSuccess, StatusNoBanner, StatusTimeout, StatusRefused, StatusReset, StatusTLSError, StatusProtocolError}
+	return []Status{StatusSuccess, StatusNoBanner, StatusTimeout, StatusRefused, StatusReset, StatusTLSError, StatusProtocolError, StatusLocalError}
 }
 
 // Auth says whether a service answered without credentials.
@@ -62,8 +66,8 @@ func (t Target) Limit() int {
 // Version, Banner, Auth and Details; the pool fills the rest.
 type Result struct {
 	Target netip.AddrPort
-	Module string // the grabber that produced it ("ssh", "http", …)
-	Status Status
+	Module string    // the grabber that produced it ("ssh", "http", …)
+	Status Status    // "" when the target was never tried (the batch was stopped first)
 	Time   time.Time // when the grab finished
 	Error  string    // set when Status is not success
 	// Connected reports whether any TCP connection to the target was
@@ -126,12 +130,35 @@ type Certificate struct {
 // peer does not speak.
 var ErrNotRecognised = errors.New("protocol not recognised")
 
+// IsLocal reports whether err (from a dial or a grab, wrapped in any way:
+// *net.OpError, *os.SyscallError, fmt.Errorf) is a failure of this machine
+// rather than a fact about the target: no descriptor, buffer, memory or
+// local address left (socket(2), connect(2): EMFILE, ENFILE, ENOBUFS,
+// ENOMEM, EADDRNOTAVAIL, EADDRINUSE), a local firewall rule or a broadcast
+// address refusing the connection (EPERM, EACCES), or an address family
+// this host lacks (EAFNOSUPPORT). Such a target gets StatusLocalError.
+func IsLocal(err error) bool {
+	var errno syscall.Errno
+	if err == nil || !errors.As(err, &errno) {
+		return false
+	}
+	switch errno {
+	case syscall.EMFILE, syscall.ENFILE, syscall.ENOBUFS, syscall.ENOMEM,
+		syscall.EADDRNOTAVAIL, syscall.EADDRINUSE,
+		syscall.EPERM, syscall.EACCES, syscall.EAFNOSUPPORT:
+		return true
+	}
+	return false
+}
+
 // StatusOf maps an error from dialling or grabbing to a Status.
 func StatusOf(err error) Status {
 	var ne net.Error
 	switch {
 	case err == nil:
 		return StatusSuccess
+	case IsLocal(err):
+		return StatusLocalError
 	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, os.ErrDeadlineExceeded),
 		errors.As(err, &ne) && ne.Timeout():
 		return StatusTimeout

@@ -23,8 +23,9 @@ import (
 //  5. the remaining client-first grabbers as cheap generic probes;
 //  6. the fallback: the server's unprompted bytes as a generic banner.
 //
-// Each attempt gets its own connection. A refused or timed-out dial ends
-// the grab: nothing else would get further.
+// Each attempt gets its own connection. A refused, timed-out or locally
+// failed dial ends the grab: nothing else would get further. A local
+// failure (IsLocal) stays StatusLocalError even when the deadline passed.
 func (p *Pool) grab(ctx context.Context, t Target, lim *rate.Limiter) Result {
 	ctx, cancel := context.WithTimeout(ctx, p.cfg.Timeout)
 	defer cancel()
@@ -38,7 +39,7 @@ func (p *Pool) grab(ctx context.Context, t Target, lim *rate.Limiter) Result {
 		res.Status, res.Error = StatusNoBanner, "nothing identifiable came back"
 	default:
 		res.Status, res.Error = StatusOf(err), err.Error()
-		if expired(ctx) {
+		if expired(ctx) && res.Status != StatusLocalError {
 			res.Status = StatusTimeout
 			if g.connected {
 				res.Error = fmt.Sprintf("nothing identified within %s (connected; last error: %v)", p.cfg.Timeout, err)

@@ -172,7 +172,7 @@ func (b *Batch) Submit(t Target, done func(Result)) {
 }
 
 // Stop starts no more grabs: the grabs running finish within their
-// deadline, and every target still waiting gets the zero Result (Status ""),
+// deadline, and every target still waiting gets a Result with no Status,
 // which means never tried.
 func (b *Batch) Stop() {
 	b.mu.Lock()
@@ -188,8 +188,8 @@ func (b *Batch) isStopped() bool {
 
 // Wait closes the batch to new targets, lets the workers finish the queue
 // and returns once every callback has returned. Targets still queued when
-// ctx ends or after Stop get the zero Result (never tried), and so do grabs
-// that ctx cut short.
+// ctx ends or after Stop get a Result with no Status (never tried, nothing
+// known); those in flight end as their grab does (a timeout, usually).
 func (b *Batch) Wait() {
 	b.mu.Lock()
 	b.closed = true
@@ -239,12 +239,12 @@ func (b *Batch) work() {
 		if !ok {
 			return
 		}
-		var res Result // the zero Result: never tried
-		if !b.isStopped() && b.ctx.Err() == nil {
+		var res Result
+		if b.isStopped() || b.ctx.Err() != nil {
+			// stopped before its turn: no Status, nothing is known about it
+			res = Result{Target: j.t.AddrPort, Time: time.Now().UTC(), Error: "not tried: the grabs were stopped first"}
+		} else {
 			res = b.p.grab(b.ctx, j.t, b.limiter)
-			if b.ctx.Err() != nil && res.Status != StatusSuccess {
-				res = Result{} // cut short here: says nothing about the target
-			}
 		}
 		b.mu.Lock()
 		q := b.addrs[j.t.AddrPort.Addr()]

@@ -23,7 +23,8 @@ import (
 // TestMain lets the benchmark re-run this binary as a holding server
 // (REACH_HOLD_SERVER=1): it listens on loopback, prints its address,
 // accepts every connection and never speaks, so the grabs' descriptors
-// and the server's live in two processes.
+// and the server's live in two processes. REACH_OUT_OF_FDS_CHILD=1 runs
+// TestPoolOutOfDescriptors' child instead.
 func TestMain(m *testing.M) {
 	if os.Getenv("REACH_HOLD_SERVER") == "1" {
 		raiseNoFile(12_000)
@@ -39,6 +40,9 @@ func TestMain(m *testing.M) {
 			}
 			go func() { io.Copy(io.Discard, c); c.Close() }() // holds c, says nothing
 		}
+	}
+	if os.Getenv("REACH_OUT_OF_FDS_CHILD") == "1" {
+		os.Exit(outOfFDsChild())
 	}
 	os.Exit(m.Run())
 }

@@ -152,7 +152,7 @@ func (p *Pipeline) Grab(r *export.Row) {
 		switch {
 		case res.Status == "":
 			p.counts.NotTried++
-		case res.Status == statusLocalError:
+		case res.Status == fingerprint.StatusLocalError:
 			p.counts.Local++
 		}
 		if res.Status != "" {

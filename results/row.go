@@ -17,6 +17,7 @@ import (
 	"github.com/reachscan/reach/engine/target"
 	"github.com/reachscan/reach/export"
 	"github.com/reachscan/reach/fingerprint"
+	"github.com/reachscan/reach/internal/safe"
 )
 
 // FromHit is the row of a receiver's hit, scanned by shard.
@@ -26,7 +27,7 @@ func FromHit(h *recv.Hit, shard uint16) export.Row {
 }
 
 // ApplyGrab copies a grab result into the grab columns of r. A target the
-// pool never tried (the zero Result) keeps every grab column null.
+// pool never tried (no Status) keeps every grab column null.
 func ApplyGrab(r *export.Row, res fingerprint.Result) {
 	if res.Status == "" {
 		return
@@ -57,7 +58,7 @@ func ApplyGrab(r *export.Row, res fingerprint.Result) {
 // tried or failed here (a local error says nothing about the target).
 func ListStatus(res fingerprint.Result) string {
 	switch {
-	case res.Status == "" || res.Status == statusLocalError:
+	case res.Status == "" || res.Status == fingerprint.StatusLocalError:
 		return ""
 	case res.Connected:
 		return "open"
@@ -83,7 +84,7 @@ func PairLine(r *export.Row, withStatus bool) string {
 func GrabLine(r *export.Row) string {
 	var b strings.Builder
 	w := csv.NewWriter(&b)
-	w.Write([]string{target.Addr(r.Addr).String(), strconv.Itoa(int(r.Port)), Terminal(r.Service), Terminal(r.Product), Terminal(r.Version), r.GrabStatus})
+	w.Write([]string{target.Addr(r.Addr).String(), strconv.Itoa(int(r.Port)), safe.Terminal(r.Service), safe.Terminal(r.Product), safe.Terminal(r.Version), r.GrabStatus})
 	w.Flush()
 	return b.String()
 }

@@ -118,6 +118,12 @@ int respond(struct xdp_md *ctx) { return answer(ctx, 0); }
 SEC("xdp/servers")
 int respond_servers(struct xdp_md *ctx) { return answer(ctx, 1); }
 
+// pass passes every frame to the kernel: on the net side it plays a far
+// end whose driver delivers XDP_TX (a veth delivers it only to a peer
+// running an XDP program) while the kernel and its listeners answer.
+SEC("xdp/pass")
+int pass(struct xdp_md *ctx) { return XDP_PASS; }
+
 // sink drops every frame: the far side of a send-rate benchmark, counted by
 // the veth's xdp_drops statistic.
 SEC("xdp/sink")

@@ -16,6 +16,7 @@ import (
 //
 // Used for safe lookups in a Collection or CollectionSpec.
 const (
+	responderProgPass           = "pass"
 	responderProgRespond        = "respond"
 	responderProgRespondServers = "respond_servers"
 	responderProgSink           = "sink"
@@ -63,6 +64,7 @@ type responderSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type responderProgramSpecs struct {
+	Pass           *ebpf.ProgramSpec `ebpf:"pass"`
 	Respond        *ebpf.ProgramSpec `ebpf:"respond"`
 	RespondServers *ebpf.ProgramSpec `ebpf:"respond_servers"`
 	Sink           *ebpf.ProgramSpec `ebpf:"sink"`
@@ -116,6 +118,7 @@ type responderVariables struct {
 //
 // It can be passed to loadResponderObjects or ebpf.CollectionSpec.LoadAndAssign.
 type responderPrograms struct {
+	Pass           *ebpf.Program `ebpf:"pass"`
 	Respond        *ebpf.Program `ebpf:"respond"`
 	RespondServers *ebpf.Program `ebpf:"respond_servers"`
 	Sink           *ebpf.Program `ebpf:"sink"`
@@ -123,6 +126,7 @@ type responderPrograms struct {
 
 func (p *responderPrograms) Close() error {
 	return _ResponderClose(
+		p.Pass,
 		p.Respond,
 		p.RespondServers,
 		p.Sink,

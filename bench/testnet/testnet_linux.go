@@ -43,8 +43,10 @@ type Options struct {
 	// AnyIP makes the net namespace's kernel own all of Internet, so it
 	// answers SYNs itself (SYN-ACK from listeners, RST otherwise).
 	AnyIP bool
-	// GRO turns on GRO on the scanner's veth end, which XDP_TX on the net
-	// side needs to deliver (and XDP_TX from the scanner side likewise).
+	// GRO turns on GRO on both veth ends, which XDP_TX on the net side
+	// needs to deliver. XDP_TX from the scanner's end needs more: a veth
+	// delivers it only to a peer running XDP (AttachNetPassthrough); with
+	// GRO alone the frames wait in the peer's queue for other traffic.
 	GRO bool
 	// Queues is the number of RX and TX queues of each veth end (default
 	// 1); senders with several threads need one queue each to scale.
@@ -173,6 +175,14 @@ func (n *Network) AttachResponderSection(ctx context.Context, object []byte, sec
 // filled the 256-frame ring and then failed.
 func (n *Network) AttachScanPassthrough(ctx context.Context, object []byte) error {
 	return n.attach(ctx, n.Scan, n.ScanIf, object, "xdp")
+}
+
+// AttachNetPassthrough loads the responder object's pass program on the
+// net side's veth: the far side's kernel still answers everything, and
+// XDP_TX from the scanner's end (reach's RSTs) now delivers, as it does to
+// a physical link; a veth delivers XDP_TX only to a peer running XDP.
+func (n *Network) AttachNetPassthrough(ctx context.Context, object []byte) error {
+	return n.attach(ctx, n.Net, n.NetIf, object, "xdp/pass")
 }
 
 func (n *Network) attach(ctx context.Context, ns, dev string, object []byte, sec string) error {

@@ -23,6 +23,7 @@ import (
 	"github.com/reachscan/reach/engine/target"
 	"github.com/reachscan/reach/export"
 	"github.com/reachscan/reach/exposure"
+	"github.com/reachscan/reach/internal/safe"
 )
 
 // demoPorts are the ports the demo scans: those of the real servers and a
@@ -287,13 +288,13 @@ func demoReview(c *cli.Context, nw *testnet.Network, self string, pol *exposure.
 	for _, r := range rows {
 		tls := ""
 		if r.TLS.SHA256 != "" {
-			tls = fmt.Sprintf(", %s, certificate %s (self-signed %v, expires %s)", r.TLS.Version, r.TLS.Subject, r.TLS.SelfSigned, r.TLS.NotAfter.Format("2006-01-02"))
+			tls = fmt.Sprintf(", %s, certificate %s (self-signed %v, expires %s)", r.TLS.Version, safe.Terminal(r.TLS.Subject), r.TLS.SelfSigned, r.TLS.NotAfter.Format("2006-01-02"))
 		}
 		auth := ""
 		if r.Auth == "none" {
 			auth = ", answers without credentials"
 		}
-		fmt.Fprintf(out, "  %s:%d %s: %s %s (%s)%s%s\n", target.Addr(r.Addr), r.Port, r.GrabStatus, r.Product, r.Version, r.Service, auth, tls)
+		fmt.Fprintf(out, "  %s:%d %s: %s %s (%s)%s%s\n", target.Addr(r.Addr), r.Port, r.GrabStatus, safe.Terminal(r.Product), safe.Terminal(r.Version), safe.Terminal(r.Service), auth, tls)
 	}
 	fmt.Fprintf(out, "\nreview against the demo policy:\n")
 	rep := exposure.Review(rows, pol)

@@ -48,19 +48,22 @@ type metadata struct {
 	SendSeconds float64   `json:"send_seconds"`
 	Seconds     float64   `json:"seconds"`
 
-	Sent        uint64  `json:"sent"`
-	Targets     uint64  `json:"targets_done"`
-	Refused     uint64  `json:"refused_by_blocklist"`
-	SendDrops   uint64  `json:"send_drops"`
-	NoRoute     uint64  `json:"no_route"`
-	Replies     uint64  `json:"replies"`
-	Open        uint64  `json:"open"`
-	Closed      uint64  `json:"closed"`
-	Duplicates  uint64  `json:"duplicates"`
-	Foreign     uint64  `json:"foreign"`
-	BadCookie   uint64  `json:"bad_cookie"`
-	RecvDropped uint64  `json:"receive_dropped"`
-	XDPTXErrors uint64  `json:"xdp_tx_errors"`
+	Sent        uint64 `json:"sent"`
+	Targets     uint64 `json:"targets_done"`
+	Refused     uint64 `json:"refused_by_blocklist"`
+	SendDrops   uint64 `json:"send_drops"`
+	NoRoute     uint64 `json:"no_route"`
+	Replies     uint64 `json:"replies"`
+	Open        uint64 `json:"open"`
+	Closed      uint64 `json:"closed"`
+	Duplicates  uint64 `json:"duplicates"`
+	Foreign     uint64 `json:"foreign"`
+	BadCookie   uint64 `json:"bad_cookie"`
+	RecvDropped uint64 `json:"receive_dropped"`
+	// XDPTXErrors is null when the RSTs went through XDP_TX and how many
+	// failed is unknown (scan.Result.XDPTXCounted).
+	XDPTXErrors *uint64 `json:"xdp_tx_errors"`
+	Resets      string  `json:"resets,omitempty"` // how SYN-ACKs were answered: xdp_tx, kernel or none
 	HitRate     float64 `json:"hit_rate"`
 
 	Checkpoint any `json:"checkpoint_positions"`
@@ -90,8 +93,11 @@ func writeMetadata(path string, c *cli.Context, cfg scan.Config, res *scan.Resul
 		StartedAt: started.UTC(), FinishedAt: time.Now().UTC(), SendSeconds: res.SendDuration.Seconds(), Seconds: res.Duration.Seconds(),
 		Sent: res.Sent, Targets: res.Targets, Refused: res.Refused, SendDrops: res.Drops, NoRoute: res.NoRoute,
 		Replies: res.Replies, Open: res.Open, Closed: res.Closed, Duplicates: res.Duplicates, Foreign: res.Foreign,
-		BadCookie: res.BadCookie, RecvDropped: res.Dropped, XDPTXErrors: res.XDPTXErrors,
+		BadCookie: res.BadCookie, RecvDropped: res.Dropped, Resets: res.Resets,
 		Checkpoint: res.Positions,
+	}
+	if res.XDPTXCounted || res.Resets == "" {
+		m.XDPTXErrors = &res.XDPTXErrors
 	}
 	if res.Targets > 0 {
 		m.HitRate = float64(res.Open) / float64(res.Targets)

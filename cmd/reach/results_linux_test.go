@@ -313,3 +313,86 @@ func TestInterruptedGrabKeepsUntriedUnknown(t *testing.T) {
 		t.Fatalf("%d rows, %d grabbed; want 100 rows and only the first few grabbed\n%s", len(rows), tried, log.String())
 	}
 }
+
+// TestGrabOutOfDescriptors runs reach grab under `ulimit -n 64` against
+// more silent servers than it has descriptors for: the grabs that could not
+// get one say local-error (their rows' status stays unknown), none is
+// recorded as a fact about its target, and the run warns and exits 1.
+func TestGrabOutOfDescriptors(t *testing.T) {
+	ctx, nw := simnet(t, testnet.Options{AnyIP: true}, time.Minute)
+	startListener(ctx, t, nw, "2222")
+	dir := t.TempDir()
+	list, out := filepath.Join(dir, "targets.txt"), filepath.Join(dir, "grab.jsonl")
+	var b strings.Builder
+	for i := range 150 {
+		fmt.Fprintf(&b, "198.19.4.%d,2222\n", i+1)
+	}
+	if err := os.WriteFile(list, []byte(b.String()), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	self, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := nw.Command(ctx, nw.Scan, "sh", "-c", `ulimit -n 64 && exec "$0" "$@"`, self, "grab", "--grab-workers", "150",
+		"--grab-timeout", "1s", "-o", out, list)
+	cmd.Env = append(os.Environ(), "REACH_RUN_MAIN=1")
+	log, err := cmd.CombinedOutput()
+	var ee *exec.ExitError
+	if !errors.As(err, &ee) || ee.ExitCode() != 1 || !strings.Contains(string(log), "failed on this host") {
+		t.Fatalf("exit %v, want 1 and the warning:\n%s", err, log)
+	}
+	rows, err := export.ReadFile(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	local := 0
+	for _, r := range rows {
+		switch {
+		case r.GrabStatus == "local-error" && r.Status == "":
+			local++
+		case r.Status == "open" && (r.GrabStatus == "timeout" || r.GrabStatus == "no-banner"):
+		default:
+			t.Fatalf("row %s:%d status %q grab %q %q: a local failure recorded as a fact about the target",
+				target.Addr(r.Addr), r.Port, r.Status, r.GrabStatus, r.GrabError)
+		}
+	}
+	if len(rows) != 150 || local == 0 || local == 150 {
+		t.Fatalf("%d rows, %d local errors; want 150 rows, some but not all local", len(rows), local)
+	}
+	t.Logf("%d of 150 grabs had no descriptor", local)
+}
+
+// TestSecondScanOnBusyInterface: while one scan's XDP matcher is attached,
+// a second scan on the same interface refuses before its first probe with
+// exit 2, whatever its receiver.
+func TestSecondScanOnBusyInterface(t *testing.T) {
+	ctx, nw := simnet(t, testnet.Options{}, time.Minute)
+	first := reachCmd(t, nw, "scan", "--no-default-blocklist", "-p", "80", "--rate", "10", "--receiver", "xdp", "-o", filepath.Join(t.TempDir(), "a.csv"), "198.19.0.0/24")
+	stderr, err := first.StderrPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := first.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { first.Process.Kill(); first.Wait() })
+	sc := bufio.NewScanner(stderr)
+	for sc.Scan() && !strings.Contains(sc.Text(), "scan starting") {
+	}
+	go func() {
+		for sc.Scan() {
+		}
+	}()
+	for _, receiver := range []string{"auto", "xdp", "afpacket"} {
+		out := filepath.Join(t.TempDir(), "b.csv")
+		log, err := reachIn(ctx, t, nw, nw.Scan, "scan", "--no-default-blocklist", "-p", "80", "--receiver", receiver, "-o", out, "198.19.1.0/24")
+		var ee *exec.ExitError
+		if !errors.As(err, &ee) || ee.ExitCode() != 2 || !strings.Contains(log, "interface busy") {
+			t.Fatalf("%s: exit %v, want 2 and why:\n%s", receiver, err, log)
+		}
+		if _, err := os.Stat(out); !errors.Is(err, os.ErrNotExist) {
+			t.Fatalf("%s: the refused scan wrote %s", receiver, out)
+		}
+	}
+}

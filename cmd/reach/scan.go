@@ -19,6 +19,7 @@ import (
 
 	"github.com/reachscan/reach/engine/netif"
 	"github.com/reachscan/reach/engine/packet"
+	"github.com/reachscan/reach/engine/recv"
 	"github.com/reachscan/reach/engine/scan"
 	"github.com/reachscan/reach/engine/send"
 	"github.com/reachscan/reach/engine/target"
@@ -137,7 +138,7 @@ func interrupted(res *scan.Result, cfg scan.Config, err error) error {
 
 // scanError maps a scan failure to its exit code.
 func scanError(err error) error {
-	if errors.Is(err, netif.ErrPortOverlap) {
+	if errors.Is(err, netif.ErrPortOverlap) || errors.Is(err, recv.ErrInterfaceBusy) {
 		return usageError{err}
 	}
 	return err
@@ -178,8 +179,12 @@ func logScan(log *slog.Logger, res *scan.Result, n results.Counts) {
 		"foreign", res.Foreign, "bad_cookie", res.BadCookie, "dropped_events", res.Dropped,
 		"rows", n.Rows, "repeats_of_earlier_runs", n.Repeats)
 	if res.XDP != nil {
+		txErrors := any(res.XDPTXErrors)
+		if !res.XDPTXCounted {
+			txErrors = "not counted by the driver"
+		}
 		log.Info("xdp matcher", "synack", res.XDP.SynAck, "rst", res.XDP.Rst, "tx", res.XDP.TX, "reset_failed", res.XDP.ResetFailed,
-			"bad_cookie", res.XDP.BadCookie, "malformed", res.XDP.Malformed, "passed", res.XDP.Passed, "xdp_tx_errors", res.XDPTXErrors)
+			"bad_cookie", res.XDP.BadCookie, "malformed", res.XDP.Malformed, "passed", res.XDP.Passed, "resets", res.Resets, "xdp_tx_errors", txErrors)
 	}
 }
 

@@ -64,8 +64,13 @@ func Filter(cfg FilterConfig) ([]bpf.RawInstruction, error) {
 	return bpf.Assemble(prog)
 }
 
-// NewAFPacket opens the fallback receiver on ifi.
+// NewAFPacket opens the fallback receiver on ifi. It refuses an interface
+// where another reach scan's XDP matcher is attached (ErrInterfaceBusy):
+// that matcher would drop every reply before the socket saw it.
 func NewAFPacket(ifi *net.Interface, fc FilterConfig, cookie *rpacket.Cookie, space *target.Space) (*AFPacket, error) {
+	if _, err := CheckInterface(ifi); err != nil {
+		return nil, err
+	}
 	raw, err := Filter(fc)
 	if err != nil {
 		return nil, fmt.Errorf("assemble receive filter: %w", err)

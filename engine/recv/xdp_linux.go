@@ -30,6 +30,7 @@ type XDP struct {
 	ifname string
 	txErr0 uint64
 	cookie *packet.Cookie
+	resets ResetInfo
 	// wall0 and mono0 are the same instant on the wall clock and on
 	// CLOCK_MONOTONIC (bpf_ktime_get_ns), to date events.
 	wall0 time.Time
@@ -43,8 +44,27 @@ func monotonicNS() uint64 {
 }
 
 // NewXDP loads the matcher with cfg and attaches it to ifi. cookie tells
-// which probe copy a reply answers.
+// which probe copy a reply answers. It refuses an interface where another
+// reach scan's matcher is attached (ErrInterfaceBusy), also when that scan
+// attached first by a hair.
 func NewXDP(ifi *net.Interface, cfg bpf.Config, cookie *packet.Cookie, space *target.Space) (*XDP, error) {
+	if _, err := CheckInterface(ifi); err != nil {
+		return nil, err
+	}
+	resets := ResetInfo{Path: "none", Delivers: true}
+	if cfg.SendReset {
+		resets.Delivers, resets.Why = xdpTXDelivers(ifi)
+		if cfg.ResetPath == bpf.ResetAuto {
+			cfg.ResetPath = bpf.ResetXDPTX
+			if !resets.Delivers {
+				cfg.ResetPath = bpf.ResetKernel
+			}
+		}
+		resets.Path = cfg.ResetPath.String()
+		if cfg.ResetPath == bpf.ResetKernel {
+			resets.Delivers = true // the kernel's RSTs leave like any other frame
+		}
+	}
 	m, err := bpf.Load(cfg)
 	if err != nil {
 		return nil, err
@@ -52,6 +72,14 @@ func NewXDP(ifi *net.Interface, cfg bpf.Config, cookie *packet.Cookie, space *ta
 	mode, err := m.Attach(ifi)
 	if err != nil {
 		m.Close()
+		// a program attached meanwhile or before: say which
+		other, cerr := CheckInterface(ifi)
+		if cerr != nil {
+			return nil, cerr
+		}
+		if other != nil {
+			return nil, fmt.Errorf("%w (%s holds the interface)", err, other)
+		}
 		return nil, err
 	}
 	rd, err := ringbuf.NewReader(m.Events())
@@ -59,11 +87,28 @@ func NewXDP(ifi *net.Interface, cfg bpf.Config, cookie *packet.Cookie, space *ta
 		m.Close()
 		return nil, fmt.Errorf("open ring buffer: %w", err)
 	}
-	x := &XDP{m: m, rd: rd, ready: make(chan struct{}), mode: "xdp/" + mode, ifname: ifi.Name, cookie: cookie, wall0: time.Now(), mono0: monotonicNS()}
+	x := &XDP{m: m, rd: rd, ready: make(chan struct{}), mode: "xdp/" + mode, ifname: ifi.Name, cookie: cookie, resets: resets,
+		wall0: time.Now(), mono0: monotonicNS()}
 	x.txErr0, _ = xdpTXErrors(ifi.Name)
 	x.f = newFilter(space, &x.stats)
 	return x, nil
 }
+
+// ResetInfo says how the XDP receiver answers valid SYN-ACKs with RSTs.
+type ResetInfo struct {
+	// Path is "xdp_tx" (rewritten in place and sent back by the matcher),
+	// "kernel" (passed on to the host's kernel, which answers), or "none".
+	Path string
+	// Delivers is false when the RSTs go through XDP_TX on an interface
+	// where XDP_TX does not deliver (a veth whose peer runs no XDP
+	// program): how many left is then unknown. Why says why.
+	Delivers bool
+	Why      string
+}
+
+// Resets says how valid SYN-ACKs are answered: with bpf.ResetAuto, XDP_TX
+// where it delivers and the kernel elsewhere (Why says why).
+func (x *XDP) Resets() ResetInfo { return x.resets }
 
 // Ready is closed when the program is attached and the reader runs.
 func (x *XDP) Ready() <-chan struct{} { return x.ready }

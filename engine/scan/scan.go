@@ -55,6 +55,9 @@ type Config struct {
 	Receiver string
 	// NoReset keeps valid SYN-ACKs dropped in XDP without answering RST.
 	NoReset bool
+	// ResetPath is how the XDP receiver answers SYN-ACKs: the zero value
+	// (bpf.ResetAuto) is XDP_TX where it delivers, the kernel elsewhere.
+	ResetPath bpf.ResetPath
 	// Cooldown is how long replies are still read after the last probe.
 	Cooldown time.Duration
 	// OnHit receives every new hit, from the receiver's goroutine.
@@ -108,6 +111,13 @@ type Result struct {
 	Replies, Open, Closed, Duplicates, Foreign, BadCookie, Dropped uint64
 	XDP                                                            *bpf.Counters // the XDP matcher's in-kernel counters
 	XDPTXErrors                                                    uint64        // RSTs the interface failed to transmit
+	// XDPTXCounted says the driver counts XDP_TX failures (XDPTXErrors
+	// is a count) and XDP_TX delivers there; false when RSTs went through
+	// XDP_TX and how many left is unknown.
+	XDPTXCounted bool
+	// Resets is how valid SYN-ACKs were answered: "xdp_tx", "kernel" (the
+	// host's kernel sent the RSTs), "none", or "" (no XDP receiver).
+	Resets string
 }
 
 // Run sends the scan's probes. Cancelling ctx stops the senders after their
@@ -299,9 +309,22 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 			if xc != nil && xc.ResetFailed > 0 {
 				cfg.Log.Warn("valid SYN-ACKs reported but not answered with an RST (the frame could not be rewritten)", "count", xc.ResetFailed)
 			}
-			if n, ok := x.TXErrors(); ok && n > 0 {
-				res.XDPTXErrors = n
-				cfg.Log.Warn("XDP_TX failed for RSTs answering SYN-ACKs: those targets keep half-open state until they time out (on veth the peer needs GRO on or an XDP program)", "failed", n)
+			resets := x.Resets()
+			res.Resets = resets.Path
+			n, counted := x.TXErrors()
+			res.XDPTXErrors, res.XDPTXCounted = n, counted && resets.Delivers
+			switch {
+			case resets.Path != "xdp_tx":
+				res.XDPTXErrors, res.XDPTXCounted = 0, true // XDP_TX sent nothing
+			case n > 0:
+				cfg.Log.Warn("XDP_TX failed for RSTs answering SYN-ACKs: those targets keep half-open state until they time out", "failed", n)
+			}
+			if resets.Path == "xdp_tx" && !res.XDPTXCounted && xc != nil && xc.TX > 0 {
+				why := resets.Why
+				if !counted {
+					why = "the driver reports no XDP_TX failure counter"
+				}
+				cfg.Log.Warn("RSTs sent with XDP_TX are not confirmed: how many left is unknown, and those targets may keep half-open state", "sent", xc.TX, "why", why)
 			}
 		}
 		closeErr := rx.Close()
@@ -342,14 +365,28 @@ func openReceiver(cfg Config, path *netif.Path, sources []uint32, cookie *packet
 	if cfg.Receiver == "" {
 		cfg.Receiver = "auto"
 	}
+	// one interface, one scan: another scan's matcher would eat the replies
+	other, err := recv.CheckInterface(path.Iface)
+	if err != nil {
+		return nil, err
+	}
+	if other != nil && cfg.Receiver != "xdp" {
+		cfg.Log.Warn("another XDP program is attached to the scan interface: replies it drops or redirects never reach reach's receiver", "interface", path.Iface.Name, "program", other.String())
+	}
 	if cfg.Receiver == "auto" || cfg.Receiver == "xdp" {
 		k0, k1 := cookie.Key()
 		x, err := recv.NewXDP(path.Iface, bpf.Config{Key0: k0, Key1: k1, SrcFirst: first, SrcLast: last,
-			WindowFirst: cfg.SourcePorts.First, WindowCount: cfg.SourcePorts.Count, Probes: uint32(cfg.Probes), SendReset: !cfg.NoReset}, cookie, cfg.Plan.Space)
+			WindowFirst: cfg.SourcePorts.First, WindowCount: cfg.SourcePorts.Count, Probes: uint32(cfg.Probes),
+			SendReset: !cfg.NoReset, ResetPath: cfg.ResetPath}, cookie, cfg.Plan.Space)
 		if err == nil {
+			if r := x.Resets(); r.Path == "kernel" && cfg.ResetPath == bpf.ResetAuto {
+				cfg.Log.Warn("XDP_TX cannot deliver RSTs on this interface: the kernel answers SYN-ACKs with RSTs instead", "why", r.Why)
+			} else if !r.Delivers {
+				cfg.Log.Warn("XDP_TX may not deliver RSTs on this interface", "why", r.Why)
+			}
 			return x, nil
 		}
-		if cfg.Receiver == "xdp" {
+		if cfg.Receiver == "xdp" || errors.Is(err, recv.ErrInterfaceBusy) {
 			return nil, fmt.Errorf("xdp receiver: %w", err)
 		}
 		cfg.Log.Warn("XDP matcher unavailable; falling back to the AF_PACKET receiver (the kernel will answer SYN-ACKs with RSTs)", "why", err)
