@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -311,6 +312,74 @@ func TestInterruptedGrabKeepsUntriedUnknown(t *testing.T) {
 	}
 	if len(rows) != 100 || tried == 0 || tried > 8 {
 		t.Fatalf("%d rows, %d grabbed; want 100 rows and only the first few grabbed\n%s", len(rows), tried, log.String())
+	}
+	// an earlier complete grab of the same targets: the interrupted one
+	// shows no port gone and none changed
+	before := filepath.Join(dir, "before.jsonl")
+	w, err := export.Create(before, "", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range rows {
+		r.Status, r.GrabStatus = "open", "no-banner"
+		if err := w.Write(&r); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	diff, errs, code := reach(t, "diff", before, out)
+	if code != 0 || !strings.HasPrefix(diff, "0 changes: 0 new, 0 changed, 0 gone") {
+		t.Fatalf("diff of a complete grab against the interrupted one: exit %d\n%s\n%s", code, diff, errs)
+	}
+}
+
+// TestGrabEscapesServerStrings: a server whose banner holds escape
+// sequences cannot reach the terminal through reach grab's lines.
+func TestGrabEscapesServerStrings(t *testing.T) {
+	ctx, nw := simnet(t, testnet.Options{AnyIP: true}, time.Minute)
+	self, _ := os.Executable()
+	srv := nw.Command(ctx, nw.Net, self)
+	srv.Env = append(os.Environ(), "REACH_TEST_BANNER=2323")
+	stdout, _ := srv.StdoutPipe()
+	if err := srv.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { srv.Process.Kill(); srv.Wait() })
+	if l, _ := bufio.NewReader(stdout).ReadString('\n'); l != "ready\n" {
+		t.Fatalf("banner server: %q", l)
+	}
+	cmd := reachCmd(t, nw, "grab", "--grab-timeout", "3s", "-")
+	cmd.Stdin = strings.NewReader("198.19.5.1,2323\n")
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("grab: %v\n%s", err, out)
+	}
+	if bytes.ContainsAny(bytes.TrimSuffix(out, []byte("\n")), "\x1b\a\r\x9b") || !strings.HasPrefix(string(out), "198.19.5.1,2323,") {
+		t.Fatalf("grab line %q carries control characters", out)
+	}
+	if !strings.Contains(string(out), `\x1b[2J`) {
+		t.Fatalf("grab line %q: want the escape shown, quoted", out)
+	}
+}
+
+// bannerServer is a hostile server for tests: on port it greets every
+// connection with an SSH identification full of terminal escapes.
+func bannerServer(port string) int {
+	l, err := net.Listen("tcp4", "0.0.0.0:"+port)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	fmt.Println("ready")
+	for {
+		c, err := l.Accept()
+		if err != nil {
+			return 1
+		}
+		c.Write([]byte("SSH-2.0-Open\x1b[2J\x1b]0;owned\aSSH_9.9\r\n"))
+		c.Close()
 	}
 }
 

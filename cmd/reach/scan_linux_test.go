@@ -40,6 +40,9 @@ func TestMain(m *testing.M) {
 	if ports := os.Getenv("REACH_TEST_LISTEN"); ports != "" {
 		os.Exit(listen(ports))
 	}
+	if port := os.Getenv("REACH_TEST_BANNER"); port != "" {
+		os.Exit(bannerServer(port))
+	}
 	os.Exit(m.Run())
 }
 
