@@ -234,6 +234,14 @@ func (p *Pipeline) partsLocked() []Part {
 	return append(out, own...)
 }
 
+// Progress is how many rows have been written (or lost to a failure) so
+// far, and how many hits are still being grabbed.
+func (p *Pipeline) Progress() (done, pending uint64) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.counts.Rows + p.counts.Lost, uint64(p.pending.len())
+}
+
 // StopGrabs stops new grabs (the first signal): grabs running finish
 // within their deadline, targets still waiting are written untried.
 func (p *Pipeline) StopGrabs() {
@@ -296,10 +304,11 @@ func (p *Pipeline) end(stop bool) {
 // pendingQueue tracks when each hit still being grabbed arrived, in arrival
 // order, so the oldest is found in O(1) amortised.
 type pendingQueue struct {
-	at   []time.Time
-	done []bool
-	head int
-	base int // index of at[0] since the start
+	at       []time.Time
+	done     []bool
+	head     int
+	base     int // index of at[0] since the start
+	finished int // entries finished since the start
 }
 
 func (q *pendingQueue) add(t time.Time) int {
@@ -308,7 +317,13 @@ func (q *pendingQueue) add(t time.Time) int {
 	return q.base + len(q.at) - 1
 }
 
-func (q *pendingQueue) finish(i int) { q.done[i-q.base] = true }
+func (q *pendingQueue) finish(i int) {
+	q.done[i-q.base] = true
+	q.finished++
+}
+
+// len is how many entries are not finished.
+func (q *pendingQueue) len() int { return q.base + len(q.at) - q.finished }
 
 func (q *pendingQueue) oldest() (time.Time, bool) {
 	for q.head < len(q.at) && q.done[q.head] {

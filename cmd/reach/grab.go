@@ -70,6 +70,7 @@ input (nothing was grabbed).`,
 		Before: listFields,
 		Flags: append(append(grabFlags(), outputFlags("write results to `PATH` (.csv, .jsonl, .parquet, .arrow; - for stdout; default: ip,port,service,product,version,status lines)")...),
 			&cli.BoolFlag{Name: "closed", Usage: "also grab pairs a reach output marks closed"},
+			&cli.BoolFlag{Name: "quiet", Aliases: []string{"q"}, Usage: "no progress bar or status line"},
 		),
 		Action: func(c *cli.Context) error {
 			if c.Args().Len() == 0 {
@@ -99,10 +100,12 @@ input (nothing was grabbed).`,
 			defer unsignal()
 			start := time.Now()
 			log.Info("grabbing", "targets", len(rows), "workers", c.Int("grab-workers"), "timeout", c.Duration("grab-timeout"))
+			stopProgress := showProgress(c, log, pipe, len(rows), c.Bool("quiet"))
 			for i := range rows {
 				pipe.Grab(&rows[i])
 			}
 			counts, err := pipe.Finish()
+			stopProgress()
 			log.Info("grab finished", "targets", len(rows), "seconds", time.Since(start).Seconds())
 			return errors.Join(err, grabSummary(log, counts))
 		},

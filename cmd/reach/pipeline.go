@@ -10,8 +10,12 @@ import (
 	"sync"
 	"syscall"
 	"text/tabwriter"
+	"time"
 
 	"github.com/urfave/cli/v2"
+	"github.com/vbauerster/mpb/v8"
+	"github.com/vbauerster/mpb/v8/decor"
+	"golang.org/x/term"
 
 	"github.com/reachscan/reach/export"
 	"github.com/reachscan/reach/fingerprint"
@@ -164,4 +168,51 @@ func grabSummary(log *slog.Logger, n results.Counts) error {
 		errs = append(errs, fmt.Errorf("interrupted: %d targets were not grabbed (their rows have no grab status)", n.NotTried))
 	}
 	return errors.Join(errs...)
+}
+
+// showProgress reports a grab's progress until the returned function is
+// called: a bar on a terminal, else a status line every second (none with
+// quiet).
+func showProgress(c *cli.Context, log *slog.Logger, pipe *results.Pipeline, total int, quiet bool) func() {
+	if quiet {
+		return func() {}
+	}
+	done := make(chan struct{})
+	var wg sync.WaitGroup
+	var bar *mpb.Bar
+	var p *mpb.Progress
+	if f, ok := c.App.ErrWriter.(*os.File); ok && term.IsTerminal(int(f.Fd())) {
+		p = mpb.New(mpb.WithOutput(f), mpb.WithWidth(40))
+		bar = p.AddBar(int64(total), mpb.PrependDecorators(decor.Elapsed(decor.ET_STYLE_GO), decor.CountersNoUnit(" %d/%d")),
+			mpb.AppendDecorators(decor.AverageETA(decor.ET_STYLE_GO)))
+	}
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		start := time.Now()
+		tick := time.NewTicker(time.Second)
+		defer tick.Stop()
+		for {
+			select {
+			case <-done:
+				if bar != nil {
+					n, _ := pipe.Progress()
+					bar.SetCurrent(int64(n))
+					bar.Abort(false)
+					p.Wait()
+				}
+				return
+			case now := <-tick.C:
+				n, pending := pipe.Progress()
+				if bar != nil {
+					bar.SetCurrent(int64(n))
+					continue
+				}
+				rate := float64(n) / now.Sub(start).Seconds()
+				log.Info(fmt.Sprintf("%s grabbed %d of %d (%.1f%%), %.0f/s, %d in flight or waiting", now.Sub(start).Round(time.Second),
+					n, total, 100*float64(n)/float64(max(total, 1)), rate, pending))
+			}
+		}
+	}()
+	return func() { close(done); wg.Wait() }
 }

@@ -386,7 +386,8 @@ func bannerServer(port string) int {
 // TestGrabOutOfDescriptors runs reach grab under `ulimit -n 64` against
 // more silent servers than it has descriptors for: the grabs that could not
 // get one say local-error (their rows' status stays unknown), none is
-// recorded as a fact about its target, and the run warns and exits 1.
+// recorded as a fact about its target, progress is shown, and the run warns
+// and exits 1.
 func TestGrabOutOfDescriptors(t *testing.T) {
 	ctx, nw := simnet(t, testnet.Options{AnyIP: true}, time.Minute)
 	startListener(ctx, t, nw, "2222")
@@ -404,7 +405,7 @@ func TestGrabOutOfDescriptors(t *testing.T) {
 		t.Fatal(err)
 	}
 	cmd := nw.Command(ctx, nw.Scan, "sh", "-c", `ulimit -n 64 && exec "$0" "$@"`, self, "grab", "--grab-workers", "150",
-		"--grab-timeout", "1s", "-o", out, list)
+		"--grab-timeout", "2s", "-o", out, list)
 	cmd.Env = append(os.Environ(), "REACH_RUN_MAIN=1")
 	log, err := cmd.CombinedOutput()
 	var ee *exec.ExitError
@@ -428,6 +429,9 @@ func TestGrabOutOfDescriptors(t *testing.T) {
 	}
 	if len(rows) != 150 || local == 0 || local == 150 {
 		t.Fatalf("%d rows, %d local errors; want 150 rows, some but not all local", len(rows), local)
+	}
+	if !strings.Contains(string(log), "grabbed ") {
+		t.Errorf("no progress line in two seconds of grabbing:\n%s", log)
 	}
 	t.Logf("%d of 150 grabs had no descriptor", local)
 }
