@@ -124,7 +124,7 @@ func parseReach(path string) (map[pair]bool, int, error) {
 	}
 	open, dups := map[pair]bool{}, 0
 	for _, r := range rows {
-		if r.Status != "open" {
+		if r.Status != export.StatusOpen {
 			continue
 		}
 		p := pair{r.Addr, r.Port}

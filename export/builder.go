@@ -44,7 +44,7 @@ func (rb *recordBuilder) add(r *Row) {
 	f[1].(*array.StringBuilder).Append(addrString(r.Addr))
 	f[2].(*array.Uint32Builder).Append(r.Addr)
 	f[3].(*array.Uint16Builder).Append(r.Port)
-	f[4].(*array.StringBuilder).Append(r.Status)
+	f[4].(*array.StringBuilder).Append(r.Status.String())
 	f[5].(*array.Uint8Builder).Append(r.TTL)
 	f[6].(*array.Uint16Builder).Append(r.Window)
 	if r.MSS == 0 {

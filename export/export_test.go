@@ -17,7 +17,7 @@ func sampleRows(n int) []Row {
 			Time:   base.Add(time.Duration(i) * 1234 * time.Microsecond),
 			Addr:   0xC6130000 + uint32(i),
 			Port:   uint16(1 + i%65535),
-			Status: []string{"open", "closed"}[i%2],
+			Status: []Status{StatusOpen, StatusClosed}[i%2],
 			TTL:    uint8(64 - i%3),
 			Window: uint16(i * 7),
 			Probe:  uint8(i % 2),

@@ -143,12 +143,16 @@ func appendRows(out []Row, rec arrow.RecordBatch) ([]Row, error) {
 			Time:   c[0].(*array.Timestamp).Value(i).ToTime(arrow.Microsecond),
 			Addr:   c[2].(*array.Uint32).Value(i),
 			Port:   c[3].(*array.Uint16).Value(i),
-			Status: str(4, i),
 			TTL:    c[5].(*array.Uint8).Value(i),
 			Window: c[6].(*array.Uint16).Value(i),
 			Probe:  c[8].(*array.Uint8).Value(i),
 			Shard:  c[9].(*array.Uint16).Value(i),
 		}
+		st, err := ParseStatus(str(4, i))
+		if err != nil {
+			return nil, err
+		}
+		r.Status = st
 		if m := c[7].(*array.Uint16); !m.IsNull(i) {
 			r.MSS = m.Value(i)
 		}
@@ -237,7 +241,9 @@ func csvRow(v []string) (Row, error) {
 	}
 	r.Addr = uint32(num(v[2], 32))
 	r.Port = uint16(num(v[3], 16))
-	r.Status = v[4]
+	if r.Status, err = ParseStatus(v[4]); err != nil {
+		return r, err
+	}
 	r.TTL = uint8(num(v[5], 8))
 	r.Window = uint16(num(v[6], 16))
 	r.MSS = uint16(num(v[7], 16))
@@ -332,7 +338,10 @@ func ndjsonRow(line []byte) (Row, error) {
 	if err != nil {
 		return Row{}, err
 	}
-	r := Row{Time: t, Addr: j.IPU32, Port: j.Port, Status: j.Status, TTL: j.TTL, Window: j.Window, Probe: j.Probe, Shard: j.Shard}
+	r := Row{Time: t, Addr: j.IPU32, Port: j.Port, TTL: j.TTL, Window: j.Window, Probe: j.Probe, Shard: j.Shard}
+	if r.Status, err = ParseStatus(j.Status); err != nil {
+		return Row{}, fmt.Errorf("not a reach row: %w", err)
+	}
 	if j.MSS != nil {
 		r.MSS = *j.MSS
 	}

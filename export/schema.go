@@ -17,7 +17,7 @@ type Row struct {
 	Time   time.Time // when the reply arrived
 	Addr   uint32    // target address, host order
 	Port   uint16    // target port
-	Status string    // "open" (SYN-ACK) or "closed" (RST); reach grab on a list: "filtered" when nothing answered
+	Status Status    // open (SYN-ACK) or closed (RST); reach grab on a list: open, closed, filtered or unknown
 	TTL    uint8     // IPv4 TTL of the reply
 	Window uint16    // TCP window of the reply
 	MSS    uint16    // MSS option of the reply in bytes; 0 = absent (null)
@@ -140,7 +140,7 @@ func Schema() *arrow.Schema {
 		f("ip", arrow.BinaryTypes.String, false, "target IPv4 address, dotted"),
 		f("ip_u32", arrow.PrimitiveTypes.Uint32, false, "target IPv4 address as an unsigned integer"),
 		f("port", arrow.PrimitiveTypes.Uint16, false, "target TCP port"),
-		f("status", arrow.BinaryTypes.String, false, "open (SYN-ACK) or closed (RST); reach grab on a list: open (connected), closed (refused) or filtered (no answer)"),
+		f("status", arrow.BinaryTypes.String, false, "open (SYN-ACK) or closed (RST); reach grab on a list: open (connected), closed (refused), filtered (no answer) or unknown (never tried, or failed on this host)"),
 		f("ttl", arrow.PrimitiveTypes.Uint8, false, "IPv4 TTL of the reply"),
 		f("window", arrow.PrimitiveTypes.Uint16, false, "TCP window of the reply"),
 		f("mss", arrow.PrimitiveTypes.Uint16, true, "TCP MSS option of the reply in bytes; null when absent"),
@@ -210,4 +210,43 @@ func List() []Field {
 		out = append(out, Field{Name: f.Name, Type: f.Type.String(), Doc: doc, Nullable: f.Nullable})
 	}
 	return out
+}
+
+// Status is what a target's port answered. The zero value is unknown.
+type Status uint8
+
+// The statuses of a row.
+const (
+	StatusUnknown  Status = iota // never tried, or tried and failed on this host
+	StatusOpen                   // SYN-ACK (scan) or a connection (grab of a list)
+	StatusClosed                 // RST, or a refused connection
+	StatusFiltered               // nothing answered a grab of a list
+)
+
+// String is the status as the outputs write it.
+func (s Status) String() string {
+	switch s {
+	case StatusOpen:
+		return "open"
+	case StatusClosed:
+		return "closed"
+	case StatusFiltered:
+		return "filtered"
+	}
+	return "unknown"
+}
+
+// ParseStatus reads a status column ("" is unknown).
+func ParseStatus(s string) (Status, error) {
+	switch s {
+	case "open":
+		return StatusOpen, nil
+	case "closed":
+		return StatusClosed, nil
+	case "filtered":
+		return StatusFiltered, nil
+	case "unknown", "":
+		return StatusUnknown, nil
+	}
+	return StatusUnknown, fmt.Errorf("status %q: want open, closed, filtered or unknown", s)
 }

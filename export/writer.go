@@ -194,7 +194,7 @@ func (c *csvWriter) Write(r *Row) error {
 	v[1] = addrString(r.Addr)
 	v[2] = strconv.FormatUint(uint64(r.Addr), 10)
 	v[3] = strconv.Itoa(int(r.Port))
-	v[4] = r.Status
+	v[4] = r.Status.String()
 	v[5] = strconv.Itoa(int(r.TTL))
 	v[6] = strconv.Itoa(int(r.Window))
 	v[7] = ""
@@ -288,7 +288,7 @@ func (n *ndjsonWriter) Write(r *Row) error {
 		buf = strconv.AppendUint(buf, uint64(r.Port), 10)
 	}
 	if key(4) {
-		buf = strconv.AppendQuote(buf, r.Status)
+		buf = strconv.AppendQuote(buf, r.Status.String())
 	}
 	if key(5) {
 		buf = strconv.AppendUint(buf, uint64(r.TTL), 10)

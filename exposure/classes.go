@@ -192,7 +192,7 @@ func label(r export.Row, fallback string) string {
 // "tls"), the port's customary service does, and the reason says so.
 func Classify(r export.Row) Assessment {
 	ep := Endpoint(r)
-	if r.Status != "open" {
+	if r.Status != export.StatusOpen {
 		return Assessment{Severity: Info, Reason: fmt.Sprintf("%s is closed.", ep)}
 	}
 	switch r.Service {

@@ -13,7 +13,7 @@ func ip(s string) uint32 { return u32(netip.MustParseAddr(s)) }
 
 // open builds an open row.
 func open(addr string, port uint16, service, product, version, auth string) export.Row {
-	return export.Row{Addr: ip(addr), Port: port, Status: "open", Service: service, Product: product, Version: version, Auth: auth}
+	return export.Row{Addr: ip(addr), Port: port, Status: export.StatusOpen, Service: service, Product: product, Version: version, Auth: auth}
 }
 
 func withTLS(r export.Row, sha string) export.Row {
@@ -97,7 +97,7 @@ func TestClassify(t *testing.T) {
 		{"banner on unknown port", open("10.0.0.1", 4444, "banner", "", "", ""), Unknown, Medium, false, ""},
 		{"service not in the table", open("10.0.0.1", 1883, "mqtt", "Mosquitto", "2.0", ""), Unknown, Medium, false,
 			"Mosquitto 2.0 on 10.0.0.1:1883 answers; it is not in the risk table, so review what it is."},
-		{"closed port", export.Row{Addr: ip("10.0.0.1"), Port: 6379, Status: "closed"}, "", Info, false,
+		{"closed port", export.Row{Addr: ip("10.0.0.1"), Port: 6379, Status: export.StatusClosed}, "", Info, false,
 			"10.0.0.1:6379 is closed."},
 	}
 	for _, tt := range tests {

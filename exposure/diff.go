@@ -112,7 +112,7 @@ func grabbed(rows []export.Row) bool {
 // locally, or it sits in a grab output (grab) with no grab status and is
 // not a closed port (closed ports are not grabbed).
 func unknown(r export.Row, grab bool) bool {
-	return r.GrabStatus == localError || (grab && r.GrabStatus == "" && r.Status != "closed")
+	return r.GrabStatus == localError || (grab && r.GrabStatus == "" && r.Status != export.StatusClosed)
 }
 
 // changed says what differs between two rows for the same port, "" when

@@ -18,8 +18,8 @@ func laterScan() []export.Row {
 		withTLS(open("198.19.1.1", 8443, "http", "nginx", "1.24.0", ""), "3f1a9c0b7d2e44aa"), // unchanged
 		open("198.19.1.2", 22, "ssh", "OpenSSH", "9.6p1", "required"),                        // unchanged
 		open("198.19.1.3", 6379, "redis", "Redis", "7.0.15", "required"),
-		{Addr: ip("198.19.1.4"), Port: 5432, Status: "closed"},      // closed now: gone
-		open("198.19.1.5", 3306, "mysql", "MariaDB", "10.11.6", ""), // auth unknown now: not a change
+		{Addr: ip("198.19.1.4"), Port: 5432, Status: export.StatusClosed}, // closed now: gone
+		open("198.19.1.5", 3306, "mysql", "MariaDB", "10.11.6", ""),       // auth unknown now: not a change
 		open("198.19.1.6", 9200, "elasticsearch", "Elasticsearch", "8.13.0", "none"),
 		open("198.19.1.7", 23, "telnet", "", "", ""),
 	}
@@ -154,7 +154,7 @@ func TestChangeRows(t *testing.T) {
 			t.Errorf("row %d = %+v for %+v", i, r, c)
 		}
 	}
-	if g := rows[5]; g.Finding != "gone" || Endpoint(g) != "198.19.1.4:5432" || g.Product != "PostgreSQL" || g.Status != "open" {
+	if g := rows[5]; g.Finding != "gone" || Endpoint(g) != "198.19.1.4:5432" || g.Product != "PostgreSQL" || g.Status != export.StatusOpen {
 		t.Errorf("gone row carries the old row: %+v", g)
 	}
 	if n := rows[0]; n.Finding != "new" || n.Product != "Elasticsearch" {
@@ -180,10 +180,10 @@ func TestDiffUnknownRows(t *testing.T) {
 	// from reach grab on a list, a local failure connected to nothing
 	noFDs := export.Row{Addr: ip("198.19.1.3"), Port: 6379, GrabStatus: "local-error", GrabError: "socket: too many open files"}
 	// from scan --banners: the SYN-ACK is a fact, the grab failed locally
-	openNoFDs := grab(export.Row{Addr: ip("198.19.1.3"), Port: 6379, Status: "open"}, "local-error")
-	untried := export.Row{Addr: ip("198.19.1.3"), Port: 6379}                     // interrupted grab
-	untriedOpen := export.Row{Addr: ip("198.19.1.3"), Port: 6379, Status: "open"} // scan --banners, grab interrupted
-	closed := export.Row{Addr: ip("198.19.1.3"), Port: 6379, Status: "closed"}
+	openNoFDs := grab(export.Row{Addr: ip("198.19.1.3"), Port: 6379, Status: export.StatusOpen}, "local-error")
+	untried := export.Row{Addr: ip("198.19.1.3"), Port: 6379}                                // interrupted grab
+	untriedOpen := export.Row{Addr: ip("198.19.1.3"), Port: 6379, Status: export.StatusOpen} // scan --banners, grab interrupted
+	closed := export.Row{Addr: ip("198.19.1.3"), Port: 6379, Status: export.StatusClosed}
 	other := grab(open("198.19.1.9", 22, "ssh", "OpenSSH", "9.6p1", "required"), "success") // makes an output a grab's
 	type change struct {
 		kind Kind
@@ -205,7 +205,7 @@ func TestDiffUnknownRows(t *testing.T) {
 		{"a known row beats an unknown duplicate", []export.Row{redis}, []export.Row{openNoFDs, redis2}, []change{{Changed, "version 7.0.15 → 7.2.4"}}},
 		{"local error on a port the old scan lacked is still new", []export.Row{other}, []export.Row{other, openNoFDs}, []change{{New, ""}}},
 		{"a scan without grabs: open with no grab status is known", []export.Row{open("198.19.1.3", 6379, "", "", "", "")},
-			[]export.Row{{Addr: ip("198.19.1.3"), Port: 6379, Status: "closed"}}, []change{{Gone, ""}}},
+			[]export.Row{{Addr: ip("198.19.1.3"), Port: 6379, Status: export.StatusClosed}}, []change{{Gone, ""}}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			var got []change

@@ -133,7 +133,7 @@ func dedup(rows []export.Row) []export.Row {
 	at := map[key]int{}
 	var out []export.Row
 	for _, r := range rows {
-		if r.Status != "open" {
+		if r.Status != export.StatusOpen {
 			continue
 		}
 		k := key{r.Addr, r.Port}

@@ -27,7 +27,7 @@ func demoScan() []export.Row {
 		open("198.19.1.3", 6379, "redis", "Redis", "7.0.15", "none"),
 		open("198.19.1.4", 5432, "postgresql", "PostgreSQL", "16.2", "required"),
 		open("198.19.1.5", 3306, "mysql", "MariaDB", "10.11.6", "required"),
-		{Addr: ip("198.19.1.6"), Port: 23, Status: "closed"},
+		{Addr: ip("198.19.1.6"), Port: 23, Status: export.StatusClosed},
 	}
 }
 

@@ -142,7 +142,7 @@ func (p *Pipeline) Grab(r *export.Row) {
 	p.mu.Lock()
 	e := p.pending.add(time.Now())
 	p.mu.Unlock()
-	fromList := r.Status == ""
+	fromList := r.Status == export.StatusUnknown
 	p.cfg.Grabs.Submit(fingerprint.Target{AddrPort: AddrPort(r)}, func(res fingerprint.Result) {
 		ApplyGrab(r, res)
 		if fromList {

@@ -356,7 +356,7 @@ func TestPendingHoldsTheSafeTime(t *testing.T) {
 // TestGrabLineEscapes: what a server calls itself cannot move the cursor
 // or recolour the terminal.
 func TestGrabLineEscapes(t *testing.T) {
-	r := export.Row{Addr: 0xC6130001, Port: 22, Status: "open", Service: "ssh", Product: "Open\x1b[2J\x1b]0;pwned\aSSH", Version: "9\r\n", GrabStatus: "success"}
+	r := export.Row{Addr: 0xC6130001, Port: 22, Status: export.StatusOpen, Service: "ssh", Product: "Open\x1b[2J\x1b]0;pwned\aSSH", Version: "9\r\n", GrabStatus: "success"}
 	l := GrabLine(&r)
 	if strings.ContainsAny(strings.TrimSuffix(l, "\n"), "\x1b\a\r\n") {
 		t.Fatalf("control characters reach the terminal: %q", l)

@@ -22,7 +22,7 @@ import (
 
 // FromHit is the row of a receiver's hit, scanned by shard.
 func FromHit(h *recv.Hit, shard uint16) export.Row {
-	return export.Row{Time: h.Time, Addr: h.Addr, Port: h.Port, Status: h.Status.String(), TTL: h.TTL,
+	return export.Row{Time: h.Time, Addr: h.Addr, Port: h.Port, Status: hitStatus(h.Status), TTL: h.TTL,
 		Window: h.Window, MSS: h.MSS, Probe: h.Probe, Shard: shard}
 }
 
@@ -52,20 +52,31 @@ func ApplyGrab(r *export.Row, res fingerprint.Result) {
 	}
 }
 
+// hitStatus is the row status of a receiver's hit.
+func hitStatus(s recv.Status) export.Status {
+	switch s {
+	case recv.Open:
+		return export.StatusOpen
+	case recv.Closed:
+		return export.StatusClosed
+	}
+	return export.StatusUnknown
+}
+
 // ListStatus is the status of a row that came from a list of ip,port lines
 // (no scan said it): open when the grab connected, closed when refused,
 // filtered when nothing answered, and unknown ("") when the grab was never
 // tried or failed here (a local error says nothing about the target).
-func ListStatus(res fingerprint.Result) string {
+func ListStatus(res fingerprint.Result) export.Status {
 	switch {
 	case res.Status == "" || res.Status == fingerprint.StatusLocalError:
-		return ""
+		return export.StatusUnknown
 	case res.Connected:
-		return "open"
+		return export.StatusOpen
 	case res.Status == fingerprint.StatusRefused:
-		return "closed"
+		return export.StatusClosed
 	}
-	return "filtered"
+	return export.StatusFiltered
 }
 
 // PairLine is the text line of a scan row: ip,port, or ip,port,status when
@@ -73,7 +84,7 @@ func ListStatus(res fingerprint.Result) string {
 func PairLine(r *export.Row, withStatus bool) string {
 	s := target.Addr(r.Addr).String() + "," + strconv.Itoa(int(r.Port))
 	if withStatus {
-		s += "," + r.Status
+		s += "," + r.Status.String()
 	}
 	return s + "\n"
 }

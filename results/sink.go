@@ -352,7 +352,7 @@ type textSink struct {
 func (t *textSink) Write(r *export.Row) error {
 	var err error
 	switch {
-	case t.grab && (r.Status != "closed" || r.GrabStatus != ""):
+	case t.grab && (r.Status != export.StatusClosed || r.GrabStatus != ""):
 		_, err = t.w.WriteString(GrabLine(r))
 	default:
 		_, err = t.w.WriteString(PairLine(r, t.status))

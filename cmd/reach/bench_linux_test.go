@@ -215,7 +215,7 @@ func BenchmarkGrabNginx(b *testing.B) {
 			b.Fatal(err)
 		}
 		ap := netip.MustParseAddrPort(tc.target)
-		row := export.Row{Time: time.Now(), Addr: target.U32(ap.Addr()), Port: ap.Port(), Status: "open"}
+		row := export.Row{Time: time.Now(), Addr: target.U32(ap.Addr()), Port: ap.Port(), Status: export.StatusOpen}
 		for range n {
 			w.Write(&row)
 		}

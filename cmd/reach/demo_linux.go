@@ -192,7 +192,7 @@ func demoScan(c *cli.Context, nw *testnet.Network, self string, es []target.Entr
 	shown := 0
 	var servers []string
 	for _, r := range rows {
-		open := r.Status == "open"
+		open := r.Status == export.StatusOpen
 		want := responder.Open(r.Addr, r.Port)
 		if responder.Silent(r.Addr) && !testnet.ServerBlock.Contains(target.Addr(r.Addr)) {
 			truth.wrong++ // a silent host answered

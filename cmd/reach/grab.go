@@ -124,7 +124,7 @@ func readGrabTargets(path string, stdin io.Reader, closed bool) ([]export.Row, e
 			}
 			out := rows[:0]
 			for _, r := range rows {
-				if r.Status == "open" || closed {
+				if r.Status == export.StatusOpen || closed {
 					out = append(out, r)
 				}
 			}

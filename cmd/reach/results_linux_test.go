@@ -303,8 +303,8 @@ func TestInterruptedGrabKeepsUntriedUnknown(t *testing.T) {
 	tried := 0
 	for _, r := range rows {
 		switch {
-		case r.GrabStatus == "" && r.Status == "":
-		case r.GrabStatus != "" && r.Status == "open":
+		case r.GrabStatus == "" && r.Status == export.StatusUnknown:
+		case r.GrabStatus != "" && r.Status == export.StatusOpen:
 			tried++
 		default:
 			t.Fatalf("row %s:%d status %q grab %q: an untried target must stay unknown", target.Addr(r.Addr), r.Port, r.Status, r.GrabStatus)
@@ -321,7 +321,7 @@ func TestInterruptedGrabKeepsUntriedUnknown(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, r := range rows {
-		r.Status, r.GrabStatus = "open", "no-banner"
+		r.Status, r.GrabStatus = export.StatusOpen, "no-banner"
 		if err := w.Write(&r); err != nil {
 			t.Fatal(err)
 		}
@@ -419,9 +419,9 @@ func TestGrabOutOfDescriptors(t *testing.T) {
 	local := 0
 	for _, r := range rows {
 		switch {
-		case r.GrabStatus == "local-error" && r.Status == "":
+		case r.GrabStatus == "local-error" && r.Status == export.StatusUnknown:
 			local++
-		case r.Status == "open" && (r.GrabStatus == "timeout" || r.GrabStatus == "no-banner"):
+		case r.Status == export.StatusOpen && (r.GrabStatus == "timeout" || r.GrabStatus == "no-banner"):
 		default:
 			t.Fatalf("row %s:%d status %q grab %q %q: a local failure recorded as a fact about the target",
 				target.Addr(r.Addr), r.Port, r.Status, r.GrabStatus, r.GrabError)

@@ -329,7 +329,7 @@ func TestScanOutputsAgree(t *testing.T) {
 			return rows[i].Addr < rows[j].Addr || rows[i].Addr == rows[j].Addr && rows[i].Port < rows[j].Port
 		})
 		for _, r := range rows {
-			if (r.Status == "open") != responder.Open(r.Addr, r.Port) || r.TTL != 61 || r.Time.IsZero() {
+			if (r.Status == export.StatusOpen) != responder.Open(r.Addr, r.Port) || r.TTL != 61 || r.Time.IsZero() {
 				t.Fatalf("%s: row %+v disagrees with the ground truth", name, r)
 			}
 		}
@@ -401,7 +401,7 @@ func TestInterruptAndResume(t *testing.T) {
 			t.Fatalf("%v reported by both runs", k)
 		}
 		seen[k] = true
-		if (r.Status == "open") != responder.Open(r.Addr, r.Port) {
+		if (r.Status == export.StatusOpen) != responder.Open(r.Addr, r.Port) {
 			t.Fatalf("row %+v disagrees with the ground truth", r)
 		}
 	}
@@ -456,7 +456,7 @@ func checkGroundTruth(t *testing.T, rows []export.Row, addrs uint32, base uint32
 			t.Fatalf("row %+v repeated, outside the scan or from a silent host", r)
 		}
 		seen[k] = true
-		if (r.Status == "open") != responder.Open(r.Addr, r.Port) {
+		if (r.Status == export.StatusOpen) != responder.Open(r.Addr, r.Port) {
 			t.Fatalf("row %+v disagrees with the ground truth", r)
 		}
 	}
