@@ -136,17 +136,22 @@ func targetsCommand(log *slog.Logger) *cli.Command {
 func orderFlags() []cli.Flag {
 	return []cli.Flag{
 		&cli.StringSliceFlag{Name: "ports", Aliases: []string{"p"}, Usage: "ports to probe, e.g. `22,80,443,8000-8100` (required; repeatable)"},
-		&cli.Uint64Flag{Name: "seed", Usage: "permutation and cookie seed; the same seed gives the same order (default: random, logged)", DefaultText: "random"},
+		&cli.Uint64Flag{Name: "seed", Usage: "permutation and cookie seed; the same seed gives the same order (default: random, logged; required with --shards > 1, the same on every shard)", DefaultText: "random"},
 		&cli.IntFlag{Name: "shards", Value: 1, Usage: "split the scan across this many hosts (at most 65536)"},
 		&cli.IntFlag{Name: "shard", Value: 0, Usage: "this host's shard, 0-based"},
 	}
 }
 
 // seedFrom returns --seed, or a random seed that is logged so the run can be
-// repeated.
+// repeated. Shards of one scan must walk the same permutation, so with
+// --shards > 1 a random seed is refused: each host would pick its own order
+// and the shards would overlap and miss pairs.
 func seedFrom(c *cli.Context, log *slog.Logger) (uint64, error) {
 	if c.IsSet("seed") {
 		return c.Uint64("seed"), nil
+	}
+	if n := c.Int("shards"); n > 1 {
+		return 0, usageError{fmt.Errorf("--shards %d without --seed: every shard would pick its own random order; give the same --seed on every shard", n)}
 	}
 	var b [8]byte
 	if _, err := rand.Read(b[:]); err != nil {
