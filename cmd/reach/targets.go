@@ -62,9 +62,9 @@ func buildSet(c *cli.Context, log *slog.Logger) (*target.Set, error) {
 		spec.Targets = append(spec.Targets, es...)
 	}
 	for _, f := range c.StringSlice("allowlist-file") {
-		es, err := target.ReadFile(f)
+		es, err := readFilterFile(log, "allowlist", f)
 		if err != nil {
-			return nil, usageError{err}
+			return nil, err
 		}
 		if len(es) == 0 {
 			// an empty allowlist would otherwise mean "no restriction"
@@ -73,9 +73,9 @@ func buildSet(c *cli.Context, log *slog.Logger) (*target.Set, error) {
 		spec.Allow = append(spec.Allow, es...)
 	}
 	for _, f := range c.StringSlice("blocklist-file") {
-		es, err := target.ReadFile(f)
+		es, err := readFilterFile(log, "blocklist", f)
 		if err != nil {
-			return nil, usageError{err}
+			return nil, err
 		}
 		spec.Block = append(spec.Block, es...)
 	}
@@ -99,6 +99,20 @@ func buildSet(c *cli.Context, log *slog.Logger) (*target.Set, error) {
 		return nil, usageError{err}
 	}
 	return set, nil
+}
+
+// readFilterFile reads an allow or block list (kind names it). Its IPv6
+// entries are skipped with one warning for the file naming the first line
+// and the count (with a nil log, silently: the list was read before).
+func readFilterFile(log *slog.Logger, kind, path string) ([]target.Entry, error) {
+	es, skipped, err := target.ReadFilterFile(path)
+	if err != nil {
+		return nil, usageError{err}
+	}
+	if skipped.Count > 0 && log != nil {
+		log.Warn(kind+" has IPv6 entries; reach scans IPv4 only and skips them", "file", path, "first", skipped.First, "entry", skipped.Text, "count", skipped.Count)
+	}
+	return es, nil
 }
 
 func targetsCommand(log *slog.Logger) *cli.Command {
