@@ -72,6 +72,37 @@ func newFixture(t *testing.T, threads, probes int, block []target.Range) *fixtur
 	return f
 }
 
+// TestSenderTSval: every frame carries the cookie's TSval for the time its
+// batch left, counted from the thread's start on its clock: at 1,000 pps
+// (batches of 5, one every 5 ms) batch k carries start value + 5k.
+func TestSenderTSval(t *testing.T) {
+	f := newFixture(t, 1, 1, nil)
+	f.cfg.RatePPS = 1000
+	clk := &fakeClock{now: 7e9}
+	f.cfg.Clock = func() Clock { return clk }
+	f.cfg.MaxTargets = 50
+	s, err := New(f.cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Run(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if len(f.frames) != 50 {
+		t.Fatalf("%d frames, want 50", len(f.frames))
+	}
+	base := f.cfg.Cookie.TSval(0)
+	var r packet.Reply
+	for i, fr := range f.frames {
+		if err := packet.DecodeReply(fr, &r); err != nil {
+			t.Fatal(err)
+		}
+		if want := base + uint32(i/5*5); !r.HasTS || r.TSval != want {
+			t.Fatalf("frame %d: HasTS %v TSval %d, want %d", i, r.HasTS, r.TSval, want)
+		}
+	}
+}
+
 // TestSenderSendsEveryPairOnce checks, for several thread and probe counts,
 // that every (address, port) pair gets exactly its copies, each with a valid
 // cookie, its own source port and the source address chosen for it.
