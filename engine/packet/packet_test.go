@@ -153,7 +153,10 @@ func TestTSval(t *testing.T) {
 func TestTemplateSizes(t *testing.T) {
 	want := map[Options]int{OptionsLinux: 74, OptionsWindows: 66, OptionsBSD: 78, OptionsMSS: 58, OptionsNone: 54}
 	for o, n := range want {
-		tmpl, _ := NewTemplate(TemplateConfig{SrcMAC: srcMAC, DstMAC: dstMAC, Options: o})
+		tmpl, err := NewTemplate(TemplateConfig{SrcMAC: srcMAC, DstMAC: dstMAC, Options: o})
+		if err != nil {
+			t.Fatal(err)
+		}
 		if tmpl.Len() != n {
 			t.Errorf("%s: %d bytes, want %d", o, tmpl.Len(), n)
 		}
@@ -306,32 +309,60 @@ func TestSipHashVector(t *testing.T) {
 	}
 }
 
+// validReply returns a probe of c filled for copy 0 and the valid SYN-ACK
+// answering it, whose check runs both SipHashes (port offset and sequence):
+// the path every real reply takes.
+func validReply(t testing.TB, c *Cookie) (Probe, *Reply) {
+	t.Helper()
+	p := Probe{Src: 0xC6120001, Dst: 0xC6130001, Dport: 80}
+	c.Fill(&p, 0)
+	r := reply(p, FlagSYN|FlagACK, p.Seq+1)
+	if v := c.Check(r); v != SynAck {
+		t.Fatalf("the valid SYN-ACK checks as %v", v)
+	}
+	return p, r
+}
+
 func TestHotPathsAllocateNothing(t *testing.T) {
-	tmpl, _ := NewTemplate(TemplateConfig{SrcMAC: srcMAC, DstMAC: dstMAC})
+	tmpl, err := NewTemplate(TemplateConfig{SrcMAC: srcMAC, DstMAC: dstMAC})
+	if err != nil {
+		t.Fatal(err)
+	}
 	buf := make([]byte, tmpl.Len())
 	tmpl.Init(buf)
 	c := mustCookie(t, 1, PortWindow{61000, 4536}, 2)
-	p := Probe{Src: 0xC6120001, Dst: 0xC6130001, Dport: 80}
+	p, valid := validReply(t, c)
+	tmpl.Patch(buf, &p)
 	var r Reply
+	if err := DecodeReply(buf, &r); err != nil {
+		t.Fatal(err)
+	}
+	var verdict Verdict
 	checks := map[string]func(){
 		"Fill":        func() { p.Dst++; c.Fill(&p, 1) },
 		"Patch":       func() { tmpl.Patch(buf, &p) },
-		"DecodeReply": func() { _ = DecodeReply(buf, &r) },
-		"Check":       func() { c.Check(&r) },
+		"DecodeReply": func() { _ = DecodeReply(buf, &r) }, // checked above
+		"Check":       func() { verdict = c.Check(valid) },
 	}
 	for name, f := range checks {
 		if a := testing.AllocsPerRun(1000, f); a != 0 {
 			t.Errorf("%s allocates %v times", name, a)
 		}
 	}
+	if verdict != SynAck {
+		t.Errorf("Check ran on a reply it judged %v, not the SipHash path of a valid SYN-ACK", verdict)
+	}
 }
 
 func BenchmarkProbe(b *testing.B) {
-	tmpl, _ := NewTemplate(TemplateConfig{SrcMAC: srcMAC, DstMAC: dstMAC})
+	tmpl, err := NewTemplate(TemplateConfig{SrcMAC: srcMAC, DstMAC: dstMAC})
+	if err != nil {
+		b.Fatal(err)
+	}
 	buf := make([]byte, tmpl.Len())
 	tmpl.Init(buf)
 	c := mustCookie(b, 1, PortWindow{61000, 4536}, 1)
-	p := Probe{Src: 0xC6120001, Dst: 0xC6130001, Dport: 80}
+	p, valid := validReply(b, c)
 	b.Run("cookie", func(b *testing.B) {
 		b.ReportAllocs()
 		for b.Loop() {
@@ -348,15 +379,23 @@ func BenchmarkProbe(b *testing.B) {
 	})
 	var r Reply
 	b.Run("decode", func(b *testing.B) {
+		if err := DecodeReply(buf, &r); err != nil {
+			b.Fatal(err)
+		}
 		b.ReportAllocs()
 		for b.Loop() {
-			_ = DecodeReply(buf, &r)
+			_ = DecodeReply(buf, &r) // checked above
 		}
 	})
+	// check: a valid SYN-ACK, so every call runs both SipHashes
 	b.Run("check", func(b *testing.B) {
 		b.ReportAllocs()
+		var v Verdict
 		for b.Loop() {
-			c.Check(&r)
+			v = c.Check(valid)
+		}
+		if v != SynAck {
+			b.Fatalf("verdict %v, want syn-ack", v)
 		}
 	})
 }

@@ -56,7 +56,9 @@ func TestFilterAccepts(t *testing.T) {
 		if proto == layers.IPProtocolUDP {
 			l4 = &layers.UDP{SrcPort: 80, DstPort: layers.UDPPort(dport)}
 		}
-		gopacket.SerializeLayers(buf, gopacket.SerializeOptions{FixLengths: true}, eth, ip, l4)
+		if err := gopacket.SerializeLayers(buf, gopacket.SerializeOptions{FixLengths: true}, eth, ip, l4); err != nil {
+			t.Fatal(err)
+		}
 		return buf.Bytes()
 	}
 	tcp := layers.IPProtocolTCP
@@ -91,7 +93,10 @@ func TestFilterAccepts(t *testing.T) {
 
 func TestFilterRejectsForeign(t *testing.T) {
 	set := target.NewSet([]target.Range{{First: 0xC6130000, Last: 0xC61300FF}})
-	space, _ := target.NewSpace(set, []uint16{80, 443})
+	space, err := target.NewSpace(set, []uint16{80, 443})
+	if err != nil {
+		t.Fatal(err)
+	}
 	var st Stats
 	f := newFilter(space, &st)
 	if _, ok := f.accept(0xC6130001, 22, packet.FlagSYN|packet.FlagACK); ok {
