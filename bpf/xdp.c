@@ -29,6 +29,8 @@
 #include <bpf/bpf_helpers.h>
 #include <bpf/bpf_endian.h>
 
+#include "csum.h"
+
 char LICENSE[] SEC("license") = "Dual MIT/GPL";
 
 volatile const __u64 key0 = 0, key1 = 0;    // SipHash key (little-endian words)
@@ -55,6 +57,7 @@ struct event {
 };
 const struct event *unused_event __attribute__((unused));
 
+// Counter indexes of the counters map; bpf2go generates them for Go.
 enum counter {
 	C_PASSED,
 	C_SYNACK,
@@ -66,6 +69,7 @@ enum counter {
 	C_RESET_FAILED,
 	C_MAX,
 };
+const enum counter *unused_counter __attribute__((unused));
 
 struct {
 	__uint(type, BPF_MAP_TYPE_RINGBUF);
@@ -112,14 +116,6 @@ static __always_inline __u64 siphash12(__u32 a, __u32 b, __u16 c, __u16 d)
 	v2 ^= 0xff;
 	SIPROUND; SIPROUND; SIPROUND; SIPROUND;
 	return v0 ^ v1 ^ v2 ^ v3;
-}
-
-static __always_inline __u16 csum_fold(__u64 s)
-{
-	s = (s & 0xffff) + (s >> 16);
-	s = (s & 0xffff) + (s >> 16);
-	s = (s & 0xffff) + (s >> 16);
-	return (__u16)~s;
 }
 
 // sum16 adds n (even, constant) bytes at p as big-endian words.

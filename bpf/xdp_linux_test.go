@@ -1,6 +1,8 @@
 package bpf
 
 import (
+	"bytes"
+	"encoding/binary"
 	"errors"
 	"math/rand/v2"
 	"net"
@@ -371,5 +373,41 @@ func BenchmarkRingbufRead(b *testing.B) {
 	}
 	if e.Sport != 80 {
 		b.Fatalf("decoded %+v", e)
+	}
+}
+
+// TestGeneratedContract: DecodeEvent reads what the program wrote exactly
+// as the bpf2go type of struct event lays it out, and the counters map has
+// one slot per generated counter index.
+func TestGeneratedContract(t *testing.T) {
+	m, c := loadMatcher(t, 42, 1, false)
+	if n := m.objs.Counters.MaxEntries(); n != uint32(numCounters) {
+		t.Fatalf("counters map has %d entries, enum counter %d", n, numCounters)
+	}
+	p := probe(c, targetIP, 8443, 0)
+	if ret, _ := runXDP(t, m, replyFrame(t, p, replyOpts{syn: true, ack: true, ackNum: p.Seq + 1, mss: 1220})); ret != xdpDrop {
+		t.Fatalf("verdict %d, want drop", ret)
+	}
+	rd, err := ringbuf.NewReader(m.Events())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rd.Close()
+	rd.SetDeadline(time.Now())
+	var rec ringbuf.Record
+	if err := rd.ReadInto(&rec); err != nil {
+		t.Fatal(err)
+	}
+	var g reachXDPEvent
+	if err := binary.Read(bytes.NewReader(rec.RawSample), binary.NativeEndian, &g); err != nil {
+		t.Fatal(err)
+	}
+	var e Event
+	if err := DecodeEvent(rec.RawSample, &e); err != nil {
+		t.Fatal(err)
+	}
+	want := Event{TimeNS: g.Ts, Addr: g.Saddr, Ack: g.Ack, Sport: g.Sport, Dport: g.Dport, Window: g.Window, MSS: g.Mss, Flags: g.Flags, TTL: g.Ttl, Daddr: g.Daddr}
+	if e != want || e.Addr != targetIP || e.Sport != 8443 || e.MSS != 1220 || e.Ack != p.Seq+1 || e.Daddr != ourIP {
+		t.Fatalf("DecodeEvent %+v, generated type %+v", e, g)
 	}
 }
