@@ -19,6 +19,7 @@ import (
 
 	"github.com/reachscan/reach/bench/responder"
 	"github.com/reachscan/reach/bench/testnet"
+	"github.com/reachscan/reach/engine/target"
 )
 
 // Modes of the harness.
@@ -384,24 +385,18 @@ func measureWindow(ctx context.Context, r *Run, cmd *exec.Cmd, smp *sampler, war
 	return nil
 }
 
-// recallTruth is the number of ground-truth open pairs in 198.19.0.0/16
-// port 80, and recallProbes the probes a scan of it sends.
-func recallTruth() (map[pair]bool, int) {
-	truth := map[pair]bool{}
-	lo := testnet.Internet.Addr().As4()
-	base := uint32(lo[0])<<24 | uint32(lo[1])<<16
-	for i := uint32(0); i < 1<<16; i++ {
-		if responder.Open(base+i, 80) {
-			truth[pair{base + i, 80}] = true
-		}
-	}
-	return truth, 1 << 16
+// recallScope is what a recall run scans: Internet (198.19.0.0/16) × port
+// 80, and probes the number of probes that is.
+func recallScope() (scope testnet.Scope, probes int) {
+	first := target.U32(testnet.Internet.Addr())
+	last := first | (uint32(1)<<(32-testnet.Internet.Bits()) - 1)
+	return testnet.Scope{Ranges: []target.Range{{First: first, Last: last}}, Ports: []uint16{80}}, int(last-first) + 1
 }
 
 // recall lets the tool finish its scan and compares what it reports with
 // the responder's ground truth.
 func (h *Harness) recall(ctx context.Context, r *Run, cmd *exec.Cmd, smp *sampler, inv invocation, stderr *lockedBuffer, cool time.Duration) error {
-	truth, probes := recallTruth()
+	scope, probes := recallScope()
 	// probes at the asked rate, the cooldown, and a margin for start-up
 	limit := 60 * time.Second
 	if r.RateAsked > 0 {
@@ -447,15 +442,13 @@ func (h *Harness) recall(ctx context.Context, r *Run, cmd *exec.Cmd, smp *sample
 	if err != nil {
 		return fmt.Errorf("read %s output: %w", r.Tool, err)
 	}
-	r.Truth, r.Duplicates = len(truth), dups
+	reports := make([]testnet.Report, 0, len(open))
 	for p := range open {
-		if truth[p] {
-			r.Found++
-		} else {
-			r.FalsePositives++
-		}
+		reports = append(reports, testnet.Report{Addr: p.addr, Port: p.port, Open: true})
 	}
-	r.Recall = float64(r.Found) / float64(r.Truth)
+	v := testnet.Verify(testnet.Truth{}, scope, reports) // the tools report open pairs only
+	r.Truth, r.Found, r.FalsePositives, r.Duplicates = v.Open, v.RightOpen, v.Wrong, dups
+	r.Recall = v.Recall()
 	return nil
 }
 

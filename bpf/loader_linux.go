@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"unsafe"
 
 	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/link"
@@ -49,17 +50,17 @@ func (p ResetPath) String() string {
 	return "auto"
 }
 
-// Counter indexes, in the order of enum counter in xdp.c.
+// Counter indexes: enum counter of xdp.c, as bpf2go generates it.
 const (
-	CounterPassed = iota
-	CounterSynAck
-	CounterRst
-	CounterBadCookie
-	CounterMalformed
-	CounterRingbufFull
-	CounterTX
-	CounterResetFailed
-	numCounters
+	CounterPassed      = reachXDPCounterC_PASSED
+	CounterSynAck      = reachXDPCounterC_SYNACK
+	CounterRst         = reachXDPCounterC_RST
+	CounterBadCookie   = reachXDPCounterC_BAD_COOKIE
+	CounterMalformed   = reachXDPCounterC_MALFORMED
+	CounterRingbufFull = reachXDPCounterC_RINGBUF_FULL
+	CounterTX          = reachXDPCounterC_TX
+	CounterResetFailed = reachXDPCounterC_RESET_FAILED
+	numCounters        = reachXDPCounterC_MAX
 )
 
 // Counters are the matcher's totals over all CPUs.
@@ -68,8 +69,32 @@ type Counters struct {
 	ResetFailed                                                uint64 // valid SYN-ACKs reported but not answered
 }
 
-// EventSize is the size in bytes of one ring-buffer event (struct event).
-const EventSize = 32
+// fields returns the field of c that counts each counter index.
+func (c *Counters) fields() [numCounters]*uint64 {
+	var f [numCounters]*uint64
+	f[CounterPassed], f[CounterSynAck], f[CounterRst], f[CounterBadCookie] = &c.Passed, &c.SynAck, &c.Rst, &c.BadCookie
+	f[CounterMalformed], f[CounterRingbufFull], f[CounterTX], f[CounterResetFailed] = &c.Malformed, &c.RingbufFull, &c.TX, &c.ResetFailed
+	return f
+}
+
+// EventSize is the size in bytes of one ring-buffer event (struct event,
+// from its bpf2go type).
+const EventSize = int(unsafe.Sizeof(reachXDPEvent{}))
+
+// Offsets of struct event's fields, from the bpf2go type, so a change to
+// the C struct moves the decoder with it.
+const (
+	evTs     = unsafe.Offsetof(reachXDPEvent{}.Ts)
+	evSaddr  = unsafe.Offsetof(reachXDPEvent{}.Saddr)
+	evAck    = unsafe.Offsetof(reachXDPEvent{}.Ack)
+	evSport  = unsafe.Offsetof(reachXDPEvent{}.Sport)
+	evDport  = unsafe.Offsetof(reachXDPEvent{}.Dport)
+	evWindow = unsafe.Offsetof(reachXDPEvent{}.Window)
+	evMss    = unsafe.Offsetof(reachXDPEvent{}.Mss)
+	evFlags  = unsafe.Offsetof(reachXDPEvent{}.Flags)
+	evTtl    = unsafe.Offsetof(reachXDPEvent{}.Ttl)
+	evDaddr  = unsafe.Offsetof(reachXDPEvent{}.Daddr)
+)
 
 // Event is a decoded ring-buffer event.
 type Event struct {
@@ -83,23 +108,24 @@ type Event struct {
 	Daddr       uint32 // our source address the reply went to, host order
 }
 
-// DecodeEvent decodes a raw event at the fixed offsets of struct event
-// (little-endian, as the program runs on the host). It allocates nothing.
+// DecodeEvent decodes a raw event at the offsets of the bpf2go type of
+// struct event (in host order: the program runs on this host; the bpfel
+// objects are built for little-endian hosts). It allocates nothing.
 func DecodeEvent(b []byte, e *Event) error {
 	if len(b) < EventSize {
 		return fmt.Errorf("event of %d bytes, want %d", len(b), EventSize)
 	}
 	le := binary.LittleEndian
-	e.TimeNS = le.Uint64(b[0:])
-	e.Addr = le.Uint32(b[8:])
-	e.Ack = le.Uint32(b[12:])
-	e.Sport = le.Uint16(b[16:])
-	e.Dport = le.Uint16(b[18:])
-	e.Window = le.Uint16(b[20:])
-	e.MSS = le.Uint16(b[22:])
-	e.Flags = b[24]
-	e.TTL = b[25]
-	e.Daddr = le.Uint32(b[28:])
+	e.TimeNS = le.Uint64(b[evTs:])
+	e.Addr = le.Uint32(b[evSaddr:])
+	e.Ack = le.Uint32(b[evAck:])
+	e.Sport = le.Uint16(b[evSport:])
+	e.Dport = le.Uint16(b[evDport:])
+	e.Window = le.Uint16(b[evWindow:])
+	e.MSS = le.Uint16(b[evMss:])
+	e.Flags = b[evFlags]
+	e.TTL = b[evTtl]
+	e.Daddr = le.Uint32(b[evDaddr:])
 	return nil
 }
 
@@ -181,7 +207,7 @@ func (m *Matcher) Events() *ebpf.Map { return m.objs.Events }
 // Counters sums the per-CPU counters.
 func (m *Matcher) Counters() (Counters, error) {
 	var c Counters
-	dst := []*uint64{&c.Passed, &c.SynAck, &c.Rst, &c.BadCookie, &c.Malformed, &c.RingbufFull, &c.TX, &c.ResetFailed}
+	dst := c.fields()
 	for i := range uint32(numCounters) {
 		var per []uint64
 		if err := m.objs.Counters.Lookup(i, &per); err != nil {

@@ -13,6 +13,20 @@ import (
 	"github.com/cilium/ebpf"
 )
 
+type reachXDPCounter uint32
+
+const (
+	reachXDPCounterC_PASSED       reachXDPCounter = 0
+	reachXDPCounterC_SYNACK       reachXDPCounter = 1
+	reachXDPCounterC_RST          reachXDPCounter = 2
+	reachXDPCounterC_BAD_COOKIE   reachXDPCounter = 3
+	reachXDPCounterC_MALFORMED    reachXDPCounter = 4
+	reachXDPCounterC_RINGBUF_FULL reachXDPCounter = 5
+	reachXDPCounterC_TX           reachXDPCounter = 6
+	reachXDPCounterC_RESET_FAILED reachXDPCounter = 7
+	reachXDPCounterC_MAX          reachXDPCounter = 8
+)
+
 type reachXDPEvent struct {
 	_      structs.HostLayout
 	Ts     uint64
@@ -32,18 +46,19 @@ type reachXDPEvent struct {
 //
 // Used for safe lookups in a Collection or CollectionSpec.
 const (
-	reachXDPMapCounters    = "counters"
-	reachXDPMapEvents      = "events"
-	reachXDPProgReachXdp   = "reach_xdp"
-	reachXDPVarKey0        = "key0"
-	reachXDPVarKey1        = "key1"
-	reachXDPVarProbes      = "probes"
-	reachXDPVarSendReset   = "send_reset"
-	reachXDPVarSrcFirst    = "src_first"
-	reachXDPVarSrcLast     = "src_last"
-	reachXDPVarUnusedEvent = "unused_event"
-	reachXDPVarWindowCount = "window_count"
-	reachXDPVarWindowFirst = "window_first"
+	reachXDPMapCounters      = "counters"
+	reachXDPMapEvents        = "events"
+	reachXDPProgReachXdp     = "reach_xdp"
+	reachXDPVarKey0          = "key0"
+	reachXDPVarKey1          = "key1"
+	reachXDPVarProbes        = "probes"
+	reachXDPVarSendReset     = "send_reset"
+	reachXDPVarSrcFirst      = "src_first"
+	reachXDPVarSrcLast       = "src_last"
+	reachXDPVarUnusedCounter = "unused_counter"
+	reachXDPVarUnusedEvent   = "unused_event"
+	reachXDPVarWindowCount   = "window_count"
+	reachXDPVarWindowFirst   = "window_first"
 )
 
 // loadReachXDP returns the embedded CollectionSpec for reachXDP.
@@ -103,15 +118,16 @@ type reachXDPMapSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type reachXDPVariableSpecs struct {
-	Key0        *ebpf.VariableSpec `ebpf:"key0"`
-	Key1        *ebpf.VariableSpec `ebpf:"key1"`
-	Probes      *ebpf.VariableSpec `ebpf:"probes"`
-	SendReset   *ebpf.VariableSpec `ebpf:"send_reset"`
-	SrcFirst    *ebpf.VariableSpec `ebpf:"src_first"`
-	SrcLast     *ebpf.VariableSpec `ebpf:"src_last"`
-	UnusedEvent *ebpf.VariableSpec `ebpf:"unused_event"`
-	WindowCount *ebpf.VariableSpec `ebpf:"window_count"`
-	WindowFirst *ebpf.VariableSpec `ebpf:"window_first"`
+	Key0          *ebpf.VariableSpec `ebpf:"key0"`
+	Key1          *ebpf.VariableSpec `ebpf:"key1"`
+	Probes        *ebpf.VariableSpec `ebpf:"probes"`
+	SendReset     *ebpf.VariableSpec `ebpf:"send_reset"`
+	SrcFirst      *ebpf.VariableSpec `ebpf:"src_first"`
+	SrcLast       *ebpf.VariableSpec `ebpf:"src_last"`
+	UnusedCounter *ebpf.VariableSpec `ebpf:"unused_counter"`
+	UnusedEvent   *ebpf.VariableSpec `ebpf:"unused_event"`
+	WindowCount   *ebpf.VariableSpec `ebpf:"window_count"`
+	WindowFirst   *ebpf.VariableSpec `ebpf:"window_first"`
 }
 
 // reachXDPObjects contains all objects after they have been loaded into the kernel.
@@ -149,15 +165,16 @@ func (m *reachXDPMaps) Close() error {
 //
 // It can be passed to loadReachXDPObjects or ebpf.CollectionSpec.LoadAndAssign.
 type reachXDPVariables struct {
-	Key0        *ebpf.Variable `ebpf:"key0"`
-	Key1        *ebpf.Variable `ebpf:"key1"`
-	Probes      *ebpf.Variable `ebpf:"probes"`
-	SendReset   *ebpf.Variable `ebpf:"send_reset"`
-	SrcFirst    *ebpf.Variable `ebpf:"src_first"`
-	SrcLast     *ebpf.Variable `ebpf:"src_last"`
-	UnusedEvent *ebpf.Variable `ebpf:"unused_event"`
-	WindowCount *ebpf.Variable `ebpf:"window_count"`
-	WindowFirst *ebpf.Variable `ebpf:"window_first"`
+	Key0          *ebpf.Variable `ebpf:"key0"`
+	Key1          *ebpf.Variable `ebpf:"key1"`
+	Probes        *ebpf.Variable `ebpf:"probes"`
+	SendReset     *ebpf.Variable `ebpf:"send_reset"`
+	SrcFirst      *ebpf.Variable `ebpf:"src_first"`
+	SrcLast       *ebpf.Variable `ebpf:"src_last"`
+	UnusedCounter *ebpf.Variable `ebpf:"unused_counter"`
+	UnusedEvent   *ebpf.Variable `ebpf:"unused_event"`
+	WindowCount   *ebpf.Variable `ebpf:"window_count"`
+	WindowFirst   *ebpf.Variable `ebpf:"window_first"`
 }
 
 // reachXDPPrograms contains all programs after they have been loaded into the kernel.

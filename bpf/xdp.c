@@ -23,6 +23,18 @@
 // (no socket owns a scan port); send_reset 0 drops it unanswered.
 // Everything else addressed to the scan is counted and dropped.
 //
+// A reply is judged by one rule, the same as engine/packet.DecodeReply's
+// (and so the AF_PACKET receiver's), tested on the same frames through both
+// (engine/recv TestReceiversAgree): 20 ≤ IHL·4 ≤ total length ≤ the frame
+// after Ethernet; IPv4 options well-formed (EOL ends them, NOP is one byte,
+// any other option is at least 3 bytes and ends inside the header, as the
+// kernel's ip_options_compile and gopacket require); the TCP header (data
+// offset ≥ 5 words) inside the total length; TCP options well-formed (EOL
+// ends them, NOP is one byte, any other option is at least 2 bytes inside
+// the header, and MSS, window scale, SACK-permitted and timestamps have
+// their RFC 9293 / RFC 7323 lengths). A scan reply that breaks it is counted
+// as malformed and passed, never reported.
+//
 // Settings are volatile const globals set from Go before load.
 
 #include <linux/bpf.h>
@@ -32,6 +44,8 @@
 #include <linux/tcp.h>
 #include <bpf/bpf_helpers.h>
 #include <bpf/bpf_endian.h>
+
+#include "csum.h"
 
 char LICENSE[] SEC("license") = "Dual MIT/GPL";
 
@@ -59,6 +73,7 @@ struct event {
 };
 const struct event *unused_event __attribute__((unused));
 
+// Counter indexes of the counters map; bpf2go generates them for Go.
 enum counter {
 	C_PASSED,
 	C_SYNACK,
@@ -70,6 +85,7 @@ enum counter {
 	C_RESET_FAILED,
 	C_MAX,
 };
+const enum counter *unused_counter __attribute__((unused));
 
 struct {
 	__uint(type, BPF_MAP_TYPE_RINGBUF);
@@ -118,14 +134,6 @@ static __always_inline __u64 siphash12(__u32 a, __u32 b, __u16 c, __u16 d)
 	return v0 ^ v1 ^ v2 ^ v3;
 }
 
-static __always_inline __u16 csum_fold(__u64 s)
-{
-	s = (s & 0xffff) + (s >> 16);
-	s = (s & 0xffff) + (s >> 16);
-	s = (s & 0xffff) + (s >> 16);
-	return (__u16)~s;
-}
-
 // sum16 adds n (even, constant) bytes at p as big-endian words.
 static __always_inline __u64 sum16(const __u8 *p, int n)
 {
@@ -136,34 +144,71 @@ static __always_inline __u64 sum16(const __u8 *p, int n)
 	return s;
 }
 
-// tcp_mss returns the MSS option of a TCP header of hlen bytes, or 0.
-static __always_inline __u16 tcp_mss(const __u8 *opt, const void *end, int len)
+// MAX_OPTS is the most option bytes an IPv4 or TCP header holds.
+#define MAX_OPTS 40
+
+// opts_walk is the state of one walk over IPv4 or TCP options, copied out
+// of the frame so each step reads the stack, not the packet.
+struct opts_walk {
+	__u8 b[64];   // the option bytes (len of them)
+	__u32 off;    // where the next option starts
+	__u32 len;    // option bytes, at most MAX_OPTS
+	__u32 tcp;    // 1: TCP options, 0: IPv4 options
+	int mss;      // the MSS option's value, 0 when absent
+	int bad;      // set when the options break the rule
+};
+
+// opts_step judges the option at w->off and returns 1 to stop (end, EOL
+// or a fault), 0 to go on. Kept out of line, so the verifier checks it once
+// per call rather than once per path through the walk.
+static __noinline long opts_step(struct opts_walk *w)
 {
-	for (int i = 0; i < 10; i++) {
-		if (len <= 0 || (const void *)(opt + 1) > end)
-			return 0;
-		__u8 kind = opt[0];
-		if (kind == 0)
-			return 0;
-		if (kind == 1) {
-			opt++;
-			len--;
-			continue;
-		}
-		if ((const void *)(opt + 2) > end)
-			return 0;
-		__u8 l = opt[1];
-		if (l < 2 || l > len)
-			return 0;
-		if (kind == 2 && l == 4) {
-			if ((const void *)(opt + 4) > end)
-				return 0;
-			return ((__u16)opt[2] << 8) | opt[3];
-		}
-		opt += l;
-		len -= l;
+	__u32 off = w->off;
+	if (off >= w->len)
+		return 1;
+	__u8 kind = w->b[off & 63];
+	if (kind == 0)
+		return 1; // EOL: the rest is padding
+	if (kind == 1) {
+		w->off = off + 1;
+		return 0;
 	}
+	if (off + 2 > w->len)
+		goto bad;
+	__u32 l = w->b[(off + 1) & 63];
+	if (l < (w->tcp ? 2 : 3) || off + l > w->len)
+		goto bad;
+	if (w->tcp) {
+		if ((kind == 2 && l != 4) || (kind == 3 && l != 3) || (kind == 4 && l != 2) || (kind == 8 && l != 10))
+			goto bad;
+		if (kind == 2)
+			w->mss = ((int)w->b[(off + 2) & 63] << 8) | w->b[(off + 3) & 63];
+	}
+	w->off = off + l;
 	return 0;
+bad:
+	w->bad = 1;
+	return 1;
+}
+
+// opts_check judges the len (1 … MAX_OPTS) bytes of IPv4 options (tcp = 0)
+// or TCP options (tcp = 1) that start start bytes into the frame by the rule
+// above. It returns -1 when they break it, else the MSS option's value (0
+// when absent, always for IPv4). The bytes are copied out with
+// bpf_xdp_load_bytes (Linux 5.18); each step consumes at least one byte, so
+// MAX_OPTS steps reach the end.
+static __always_inline int opts_check(struct xdp_md *ctx, __u32 start, __u32 len, __u32 tcp)
+{
+	struct opts_walk w = {.len = len, .tcp = tcp};
+	if (len == 0 || len > MAX_OPTS)
+		return -1;
+	// the arithmetic only shows the verifier 1 ≤ len ≤ sizeof(w.b)
+	if (bpf_xdp_load_bytes(ctx, start, w.b, ((len - 1) & 63) + 1))
+		return -1;
+	for (int i = 0; i < MAX_OPTS; i++)
+		if (opts_step(&w))
+			break;
+	return w.bad ? -1 : w.mss;
 }
 
 SEC("xdp")
@@ -195,17 +240,34 @@ int reach_xdp(struct xdp_md *ctx)
 	int ihl = ip->ihl * 4;
 	if (ihl < 20 || ihl > 60)
 		goto malformed;
+	__u32 tot = bpf_ntohs(ip->tot_len);
+	if (tot < (__u32)ihl || (void *)ip + tot > end)
+		goto malformed;
+	void *ip_end = (void *)ip + tot; // Ethernet padding lies beyond
+	if (ihl > 20 && opts_check(ctx, l2 + 20, ihl - 20, 0) < 0)
+		goto malformed;
 	if (ip->frag_off & bpf_htons(0x3fff))
 		goto pass; // fragments are not ours to judge
 	struct tcphdr *tcp = data + l2 + ihl;
-	if ((void *)(tcp + 1) > end)
+	if ((void *)(tcp + 1) > end || (void *)(tcp + 1) > ip_end)
 		goto malformed;
 	__u32 dport = bpf_ntohs(tcp->dest);
 	__u32 wcount = window_count;
 	if (dport < window_first || dport - window_first >= wcount)
 		goto pass; // not a scan port: the host's own connection
 	int thl = tcp->doff * 4;
-	if (thl < 20 || (void *)tcp + thl > end)
+	if (thl < 20 || (void *)tcp + thl > ip_end)
+		goto malformed;
+	int mss = thl > 20 ? opts_check(ctx, l2 + ihl + 20, thl - 20, 1) : 0;
+	if (mss < 0)
+		goto malformed;
+	// helper calls end the verifier's knowledge of packet bounds: re-derive
+	data = (void *)(long)ctx->data;
+	end = (void *)(long)ctx->data_end;
+	eth = data;
+	ip = data + l2;
+	tcp = data + l2 + ihl;
+	if ((void *)(ip + 1) > end || (void *)(tcp + 1) > end)
 		goto malformed;
 
 	__u32 saddr = bpf_ntohl(ip->saddr);
@@ -236,7 +298,7 @@ int reach_xdp(struct xdp_md *ctx)
 		e->sport = sport;
 		e->dport = (__u16)dport;
 		e->window = bpf_ntohs(tcp->window);
-		e->mss = tcp_mss((const __u8 *)(tcp + 1), end, thl - 20);
+		e->mss = (__u16)mss;
 		e->flags = ((__u8 *)tcp)[13];
 		e->ttl = ip->ttl;
 		__builtin_memset(e->pad, 0, sizeof(e->pad));

@@ -18,6 +18,8 @@
 #include <bpf/bpf_helpers.h>
 #include <bpf/bpf_endian.h>
 
+#include "../../bpf/csum.h"
+
 char LICENSE[] SEC("license") = "Dual MIT/GPL";
 
 static __always_inline int is_open(__u32 addr, __u16 port)
@@ -29,14 +31,6 @@ static __always_inline int is_open(__u32 addr, __u16 port)
 		return addr % 7 != 0;
 	}
 	return 0;
-}
-
-static __always_inline __u16 fold(__u64 s)
-{
-	s = (s & 0xffff) + (s >> 16);
-	s = (s & 0xffff) + (s >> 16);
-	s = (s & 0xffff) + (s >> 16);
-	return (__u16)~s;
 }
 
 static __always_inline int answer(struct xdp_md *ctx, int pass_servers)
@@ -88,7 +82,7 @@ static __always_inline int answer(struct xdp_md *ctx, int pass_servers)
 #pragma unroll
 	for (int i = 0; i < 10; i++)
 		s += w[i];
-	ip->check = fold(s);
+	ip->check = csum_fold(s);
 	__u16 tlen = bpf_ntohs(ip->tot_len) - 20;
 	if (tlen < 20 || tlen > 60 || (void *)tcp + tlen > end)
 		return XDP_DROP;
@@ -106,7 +100,7 @@ static __always_inline int answer(struct xdp_md *ctx, int pass_servers)
 	struct tcphdr *t2 = (void *)(long)ctx->data + sizeof(struct ethhdr) + sizeof(struct iphdr);
 	if ((void *)(t2 + 1) > (void *)(long)ctx->data_end)
 		return XDP_DROP;
-	t2->check = fold(s);
+	t2->check = csum_fold(s);
 	return XDP_TX;
 }
 

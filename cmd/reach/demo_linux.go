@@ -188,24 +188,14 @@ func demoScan(c *cli.Context, nw *testnet.Network, self string, es []target.Entr
 		return demoTruth{}, err
 	}
 	byPort := map[uint16][2]int{}
-	var truth demoTruth
 	shown := 0
 	var servers []string
-	for _, r := range rows {
+	reports := make([]testnet.Report, len(rows))
+	for i, r := range rows {
 		open := r.Status == export.StatusOpen
-		want := responder.Open(r.Addr, r.Port)
-		if responder.Silent(r.Addr) && !testnet.ServerBlock.Contains(target.Addr(r.Addr)) {
-			truth.wrong++ // a silent host answered
-		}
-		if testnet.ServerBlock.Contains(target.Addr(r.Addr)) {
-			s, ok := testnet.ServerAt(r.Addr, r.Port)
-			want = ok
-			if ok && open {
-				servers = append(servers, fmt.Sprintf("  %s:%d open: %s (%s)", target.Addr(r.Addr), r.Port, s.Name, s.Service))
-			}
-		}
-		if open != want {
-			truth.wrong++
+		reports[i] = testnet.Report{Addr: r.Addr, Port: r.Port, Open: open}
+		if s, ok := testnet.ServerAt(r.Addr, r.Port); ok && open {
+			servers = append(servers, fmt.Sprintf("  %s:%d open: %s (%s)", target.Addr(r.Addr), r.Port, s.Name, s.Service))
 		}
 		n := byPort[r.Port]
 		if open {
@@ -230,18 +220,20 @@ func demoScan(c *cli.Context, nw *testnet.Network, self string, es []target.Entr
 	fmt.Fprintf(out, "\nport   open  closed   (%.1f s)\n", time.Since(start).Seconds())
 	for _, p := range ports {
 		fmt.Fprintf(out, "%5d %6d %7d\n", p, byPort[uint16(p)][0], byPort[uint16(p)][1])
-		truth.answered += byPort[uint16(p)][0] + byPort[uint16(p)][1]
 	}
+	scanned, err := target.ParsePorts(demoPorts)
+	if err != nil {
+		return demoTruth{}, err
+	}
+	scope := testnet.Scope{Ports: scanned}
 	for _, e := range es {
-		for a := uint64(e.First); a <= uint64(e.Last); a++ {
-			if !responder.Silent(uint32(a)) || testnet.ServerBlock.Contains(target.Addr(uint32(a))) {
-				truth.want += len(strings.Split(demoPorts, ","))
-			}
-		}
+		scope.Ranges = append(scope.Ranges, target.Range{First: e.First, Last: e.Last})
 	}
-	fmt.Fprintf(out, "%d of %d answering pairs answered (silent hosts stay silent); %d disagree with the ground truth\n", truth.answered, truth.want, truth.wrong)
-	if truth.wrong > 0 || truth.answered != truth.want {
-		return truth, fmt.Errorf("demo: result differs from the ground truth")
+	v := testnet.Verify(testnet.Truth{Servers: true}, scope, reports)
+	fmt.Fprintf(out, "%d of %d answering pairs answered (silent hosts stay silent); %d disagree with the ground truth, %d repeated\n", v.Reported, v.Answering, v.Wrong, v.Duplicates)
+	truth := demoTruth{answered: v.Reported, want: v.Answering, wrong: v.Wrong + v.Duplicates}
+	if !v.Exact() {
+		return truth, fmt.Errorf("demo: result differs from the ground truth: %v", v)
 	}
 	return truth, nil
 }

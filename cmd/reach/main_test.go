@@ -164,6 +164,20 @@ func TestTargetsAndCount(t *testing.T) {
 	if out != "588\n" {
 		t.Fatalf("count = %q, want 588", out)
 	}
+	mixed := filepath.Join(dir, "mixed.txt")
+	os.WriteFile(mixed, []byte("2001:db8::/32\n198.18.0.0/26\n::1\n"), 0o644)
+	mixedBlock := filepath.Join(dir, "mixed-block.txt")
+	os.WriteFile(mixedBlock, []byte("198.18.0.0/28\nfe80::/10\n"), 0o644)
+	out, errs, code = reach(t, "targets", "--no-default-blocklist", "-w", mixed, "-b", mixedBlock, "@"+list)
+	if code != 0 || out != "198.18.0.16/28\n198.18.0.32/27\n" || strings.Count(errs, "has IPv6 entries") != 2 ||
+		!strings.Contains(errs, `allowlist has IPv6 entries; reach scans IPv4 only and skips them" file=`+mixed+" first="+mixed+":1 entry=2001:db8::/32 count=2") ||
+		!strings.Contains(errs, `blocklist has IPv6 entries; reach scans IPv4 only and skips them" file=`+mixedBlock+" first="+mixedBlock+":2 entry=fe80::/10 count=1") {
+		t.Fatalf("IPv6 in allow and block lists: exit %d, stdout %q, stderr %q; want one warning per list and the IPv4 entries applied", code, out, errs)
+	}
+	out, errs, code = reach(t, "scan", "--dry-run", "--no-default-blocklist", "--seed", "1", "-p", "80", "-b", mixed, "198.18.0.64/31")
+	if code != 0 || strings.Count(errs, "has IPv6 entries") != 1 {
+		t.Fatalf("scan with IPv6 in the blocklist: exit %d, stdout %q, stderr %q; want a dry run and one warning", code, out, errs)
+	}
 	out, _, _ = reach(t, "targets", "--asn-db", "../../testdata/asn/ip-location-db-asn-slice.csv", "--count", "AS13335")
 	if out != "1615360\n" {
 		t.Fatalf("AS13335 count = %q", out)
@@ -191,7 +205,9 @@ func TestBadInputExitsTwoAndPrintsNothing(t *testing.T) {
 		{[]string{"iterate", "-p", "80", "198.18.0.0/24"}, "198.18.0.0/15 from default blocklist (benchmarking, RFC 2544) removed 256"},
 		{[]string{"iterate", "-p", "80", "2001:db8::1"}, "IPv6 targets are not supported yet"},
 		{[]string{"iterate", "-p", "80", "198.18.0.1", "-T", "2"}, "flags go before the targets"},
-		{[]string{"iterate", "-p", "80", "--shards", "2", "--shard", "2", "--no-default-blocklist", "198.18.0.1"}, "shard 2 out of range"},
+		{[]string{"iterate", "-p", "80", "--seed", "1", "--shards", "2", "--shard", "2", "--no-default-blocklist", "198.18.0.1"}, "shard 2 out of range"},
+		{[]string{"iterate", "-p", "80", "--shards", "2", "--shard", "1", "--no-default-blocklist", "198.18.0.1"}, "--shards 2 without --seed: every shard would pick its own random order; give the same --seed on every shard"},
+		{[]string{"scan", "--dry-run", "-p", "80", "--shards", "3", "--no-default-blocklist", "198.18.0.1"}, "give the same --seed on every shard"},
 		{[]string{"targets", "AS64496"}, "--asn-db"},
 		{[]string{"iterate", "--bogus"}, "flag provided but not defined"},
 		{[]string{"bogus"}, "unknown command \"bogus\""},

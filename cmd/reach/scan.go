@@ -331,9 +331,9 @@ func defaultThreads(rate float64, bandwidth bool, cores int) int {
 func blockSpec(c *cli.Context) (target.Spec, error) {
 	spec := target.Spec{NoDefaultBlocklist: c.Bool("no-default-blocklist")}
 	for _, f := range c.StringSlice("blocklist-file") {
-		es, err := target.ReadFile(f)
+		es, err := readFilterFile(nil, "blocklist", f)
 		if err != nil {
-			return spec, usageError{err}
+			return spec, err
 		}
 		spec.Block = append(spec.Block, es...)
 	}

@@ -28,6 +28,7 @@ import (
 	"github.com/reachscan/reach/bench/testnet"
 	"github.com/reachscan/reach/engine/packet"
 	"github.com/reachscan/reach/engine/scan"
+	"github.com/reachscan/reach/engine/target"
 	"github.com/reachscan/reach/export"
 )
 
@@ -449,19 +450,13 @@ func responderScan(t *testing.T, extra ...string) ([]export.Row, string) {
 // answered exactly once with the responder's verdict.
 func checkGroundTruth(t *testing.T, rows []export.Row, addrs uint32, base uint32, ports []uint16) {
 	t.Helper()
-	seen := make(map[[2]uint32]bool, len(rows))
-	for _, r := range rows {
-		k := [2]uint32{r.Addr, uint32(r.Port)}
-		if seen[k] || r.Addr < base || r.Addr >= base+addrs || !slices.Contains(ports, r.Port) || responder.Silent(r.Addr) {
-			t.Fatalf("row %+v repeated, outside the scan or from a silent host", r)
-		}
-		seen[k] = true
-		if (r.Status == export.StatusOpen) != responder.Open(r.Addr, r.Port) {
-			t.Fatalf("row %+v disagrees with the ground truth", r)
-		}
+	reports := make([]testnet.Report, len(rows))
+	for i, r := range rows {
+		reports[i] = testnet.Report{Addr: r.Addr, Port: r.Port, Open: r.Status == export.StatusOpen}
 	}
-	if want := answering(base, addrs) * len(ports); len(seen) != want {
-		t.Fatalf("%d of %d pairs reported (recall %.4f)", len(seen), want, float64(len(seen))/float64(want))
+	scope := testnet.Scope{Ranges: []target.Range{{First: base, Last: base + addrs - 1}}, Ports: ports}
+	if v := testnet.Verify(testnet.Truth{}, scope, reports); !v.Exact() {
+		t.Fatalf("against the ground truth: %v", v)
 	}
 }
 

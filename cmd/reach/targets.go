@@ -59,9 +59,9 @@ func buildSet(c *cli.Context, log *slog.Logger) (*target.Set, error) {
 		spec.Targets = append(spec.Targets, es...)
 	}
 	for _, f := range c.StringSlice("allowlist-file") {
-		es, err := target.ReadFile(f)
+		es, err := readFilterFile(log, "allowlist", f)
 		if err != nil {
-			return nil, usageError{err}
+			return nil, err
 		}
 		if len(es) == 0 {
 			// an empty allowlist would otherwise mean "no restriction"
@@ -70,9 +70,9 @@ func buildSet(c *cli.Context, log *slog.Logger) (*target.Set, error) {
 		spec.Allow = append(spec.Allow, es...)
 	}
 	for _, f := range c.StringSlice("blocklist-file") {
-		es, err := target.ReadFile(f)
+		es, err := readFilterFile(log, "blocklist", f)
 		if err != nil {
-			return nil, usageError{err}
+			return nil, err
 		}
 		spec.Block = append(spec.Block, es...)
 	}
@@ -96,6 +96,20 @@ func buildSet(c *cli.Context, log *slog.Logger) (*target.Set, error) {
 		return nil, usageError{err}
 	}
 	return set, nil
+}
+
+// readFilterFile reads an allow or block list (kind names it). Its IPv6
+// entries are skipped with one warning for the file naming the first line
+// and the count (with a nil log, silently: the list was read before).
+func readFilterFile(log *slog.Logger, kind, path string) ([]target.Entry, error) {
+	es, skipped, err := target.ReadFilterFile(path)
+	if err != nil {
+		return nil, usageError{err}
+	}
+	if skipped.Count > 0 && log != nil {
+		log.Warn(kind+" has IPv6 entries; reach scans IPv4 only and skips them", "file", path, "first", skipped.First, "entry", skipped.Text, "count", skipped.Count)
+	}
+	return es, nil
 }
 
 func targetsCommand(log *slog.Logger) *cli.Command {
@@ -133,17 +147,22 @@ func targetsCommand(log *slog.Logger) *cli.Command {
 func orderFlags() []cli.Flag {
 	return []cli.Flag{
 		&cli.StringSliceFlag{Name: "ports", Aliases: []string{"p"}, Usage: "ports to probe, e.g. `22,80,443,8000-8100` (required; repeatable)"},
-		&cli.Uint64Flag{Name: "seed", Usage: "permutation and cookie seed; the same seed gives the same order (default: random, logged)", DefaultText: "random"},
+		&cli.Uint64Flag{Name: "seed", Usage: "permutation and cookie seed; the same seed gives the same order (default: random, logged; required with --shards > 1, the same on every shard)", DefaultText: "random"},
 		&cli.IntFlag{Name: "shards", Value: 1, Usage: "split the scan across this many hosts (at most 65536)"},
 		&cli.IntFlag{Name: "shard", Value: 0, Usage: "this host's shard, 0-based"},
 	}
 }
 
 // seedFrom returns --seed, or a random seed that is logged so the run can be
-// repeated.
+// repeated. Shards of one scan must walk the same permutation, so with
+// --shards > 1 a random seed is refused: each host would pick its own order
+// and the shards would overlap and miss pairs.
 func seedFrom(c *cli.Context, log *slog.Logger) (uint64, error) {
 	if c.IsSet("seed") {
 		return c.Uint64("seed"), nil
+	}
+	if n := c.Int("shards"); n > 1 {
+		return 0, usageError{fmt.Errorf("--shards %d without --seed: every shard would pick its own random order; give the same --seed on every shard", n)}
 	}
 	var b [8]byte
 	if _, err := rand.Read(b[:]); err != nil {

@@ -35,6 +35,7 @@ func (w PortWindow) Contains(port uint16) bool {
 // ours when its destination port is one of those ports and its ack matches.
 type Cookie struct {
 	k0, k1 uint64
+	tsBase uint32 // TSval at the scan's start, from the same derivation
 	window PortWindow
 	probes uint32
 }
@@ -58,6 +59,7 @@ func NewCookie(seed uint64, window PortWindow, probes int) (*Cookie, error) {
 	return &Cookie{
 		k0:     binary.LittleEndian.Uint64(k[0:]),
 		k1:     binary.LittleEndian.Uint64(k[8:]),
+		tsBase: binary.LittleEndian.Uint32(k[16:]),
 		window: window,
 		probes: uint32(probes),
 	}, nil
@@ -66,6 +68,15 @@ func NewCookie(seed uint64, window PortWindow, probes int) (*Cookie, error) {
 // Key returns the 128-bit SipHash key as two little-endian words, for the
 // XDP matcher.
 func (c *Cookie) Key() (k0, k1 uint64) { return c.k0, c.k1 }
+
+// TSval is the TCP timestamp value (RFC 7323 §5.4) of a probe sent elapsed
+// nanoseconds after the scan started: a start value derived from the seed,
+// so scans are not linked by a constant while the shards and resumed runs
+// of one seed agree, advancing one tick per millisecond, the timestamp
+// clock Linux has used since 4.13. It wraps modulo 2^32 like any TSval.
+func (c *Cookie) TSval(elapsed int64) uint32 {
+	return c.tsBase + uint32(elapsed/1e6)
+}
 
 // Window is the source-port window.
 func (c *Cookie) Window() PortWindow { return c.window }

@@ -19,10 +19,15 @@ var (
 func ip4(u uint32) net.IP { return net.IPv4(byte(u>>24), byte(u>>16), byte(u>>8), byte(u)).To4() }
 
 // gopacketSYN serializes the same SYN with gopacket, computing lengths and
-// checksums itself: the independent oracle for Template.Patch.
+// checksums itself: the independent oracle for Template.Patch. The
+// timestamps option carries p.TSval, TSecr 0 (RFC 7323 §3.2).
 func gopacketSYN(t *testing.T, o Options, ttl uint8, p *Probe) []byte {
 	t.Helper()
 	opts, window := o.layout(1460)
+	opts = bytes.Clone(opts)
+	if i := bytes.Index(opts, []byte{optTimestamp, 10}); i >= 0 {
+		binary.BigEndian.PutUint32(opts[i+2:], p.TSval)
+	}
 	var tcpOpts []layers.TCPOption
 	for i := 0; i < len(opts); {
 		switch opts[i] {
@@ -49,7 +54,7 @@ func gopacketSYN(t *testing.T, o Options, ttl uint8, p *Probe) []byte {
 }
 
 func randomProbe(rng *rand.Rand) Probe {
-	return Probe{Src: rng.Uint32(), Dst: rng.Uint32(), Sport: uint16(rng.Uint32()), Dport: uint16(rng.Uint32()), Seq: rng.Uint32(), IPID: uint16(rng.Uint32())}
+	return Probe{Src: rng.Uint32(), Dst: rng.Uint32(), Sport: uint16(rng.Uint32()), Dport: uint16(rng.Uint32()), Seq: rng.Uint32(), IPID: uint16(rng.Uint32()), TSval: rng.Uint32()}
 }
 
 // TestPatchMatchesGopacket: for every option layout and many random probes
@@ -65,7 +70,7 @@ func TestPatchMatchesGopacket(t *testing.T) {
 		}
 		buf := make([]byte, tmpl.Len())
 		tmpl.Init(buf)
-		probes := []Probe{{}, {Src: ^uint32(0), Dst: ^uint32(0), Sport: 0xffff, Dport: 0xffff, Seq: ^uint32(0), IPID: 0xffff}}
+		probes := []Probe{{}, {Src: ^uint32(0), Dst: ^uint32(0), Sport: 0xffff, Dport: 0xffff, Seq: ^uint32(0), IPID: 0xffff, TSval: ^uint32(0)}}
 		for range 2000 {
 			probes = append(probes, randomProbe(rng))
 		}
@@ -98,10 +103,60 @@ func TestPatchMatchesGopacket(t *testing.T) {
 	}
 }
 
+// TestTSval: the probes' TCP timestamp value comes from the seed (the same
+// seed gives the same values, another seed others) and advances one tick a
+// millisecond from the scan's start, wrapping at 2^32; a frame carries the
+// probe's TSval exactly where the layout has timestamps, with TSecr 0.
+func TestTSval(t *testing.T) {
+	w := PortWindow{61000, 4536}
+	a, again, b := mustCookie(t, 1, w, 1), mustCookie(t, 1, w, 1), mustCookie(t, 2, w, 1)
+	for _, elapsed := range []int64{0, 999_999, 1_000_000, 1_500_000, 3_600_000_000_000} {
+		if a.TSval(elapsed) != again.TSval(elapsed) {
+			t.Errorf("seed 1 at %d ns: TSval %#x and %#x", elapsed, a.TSval(elapsed), again.TSval(elapsed))
+		}
+		if a.TSval(elapsed) == b.TSval(elapsed) {
+			t.Errorf("seeds 1 and 2 at %d ns: both TSval %#x", elapsed, a.TSval(elapsed))
+		}
+	}
+	base := a.TSval(0)
+	for _, tt := range []struct {
+		elapsed int64
+		ticks   uint32
+	}{{0, 0}, {999_999, 0}, {1_000_000, 1}, {1_999_999, 1}, {3_600_000_000_000, 3_600_000}, {(1<<32 + 5) * 1_000_000, 5}} {
+		if got := a.TSval(tt.elapsed) - base; got != tt.ticks {
+			t.Errorf("%d ns after the start: %d ticks, want %d", tt.elapsed, got, tt.ticks)
+		}
+	}
+	for _, tt := range []struct {
+		o      Options
+		hasTS  bool
+		offset int // of TSval in the frame
+	}{{OptionsLinux, true, 62}, {OptionsBSD, true, 66}, {OptionsWindows, false, 0}, {OptionsMSS, false, 0}, {OptionsNone, false, 0}} {
+		tmpl, err := NewTemplate(TemplateConfig{SrcMAC: srcMAC, DstMAC: dstMAC, Options: tt.o})
+		if err != nil {
+			t.Fatal(err)
+		}
+		buf := make([]byte, tmpl.Len())
+		tmpl.Init(buf)
+		p := Probe{Src: 0xC6120001, Dst: 0xC6130001, Sport: 61000, Dport: 80, TSval: a.TSval(42_000_000)}
+		tmpl.Patch(buf, &p)
+		var r Reply
+		if err := DecodeReply(buf, &r); err != nil {
+			t.Fatalf("%s: %v", tt.o, err)
+		}
+		if r.HasTS != tt.hasTS || tt.hasTS && (r.TSval != base+42 || r.TSecr != 0 || binary.BigEndian.Uint32(buf[tt.offset:]) != base+42) {
+			t.Errorf("%s: HasTS %v TSval %#x TSecr %d; want HasTS %v, TSval %#x at byte %d", tt.o, r.HasTS, r.TSval, r.TSecr, tt.hasTS, base+42, tt.offset)
+		}
+	}
+}
+
 func TestTemplateSizes(t *testing.T) {
 	want := map[Options]int{OptionsLinux: 74, OptionsWindows: 66, OptionsBSD: 78, OptionsMSS: 58, OptionsNone: 54}
 	for o, n := range want {
-		tmpl, _ := NewTemplate(TemplateConfig{SrcMAC: srcMAC, DstMAC: dstMAC, Options: o})
+		tmpl, err := NewTemplate(TemplateConfig{SrcMAC: srcMAC, DstMAC: dstMAC, Options: o})
+		if err != nil {
+			t.Fatal(err)
+		}
 		if tmpl.Len() != n {
 			t.Errorf("%s: %d bytes, want %d", o, tmpl.Len(), n)
 		}
@@ -254,32 +309,60 @@ func TestSipHashVector(t *testing.T) {
 	}
 }
 
+// validReply returns a probe of c filled for copy 0 and the valid SYN-ACK
+// answering it, whose check runs both SipHashes (port offset and sequence):
+// the path every real reply takes.
+func validReply(t testing.TB, c *Cookie) (Probe, *Reply) {
+	t.Helper()
+	p := Probe{Src: 0xC6120001, Dst: 0xC6130001, Dport: 80}
+	c.Fill(&p, 0)
+	r := reply(p, FlagSYN|FlagACK, p.Seq+1)
+	if v := c.Check(r); v != SynAck {
+		t.Fatalf("the valid SYN-ACK checks as %v", v)
+	}
+	return p, r
+}
+
 func TestHotPathsAllocateNothing(t *testing.T) {
-	tmpl, _ := NewTemplate(TemplateConfig{SrcMAC: srcMAC, DstMAC: dstMAC})
+	tmpl, err := NewTemplate(TemplateConfig{SrcMAC: srcMAC, DstMAC: dstMAC})
+	if err != nil {
+		t.Fatal(err)
+	}
 	buf := make([]byte, tmpl.Len())
 	tmpl.Init(buf)
 	c := mustCookie(t, 1, PortWindow{61000, 4536}, 2)
-	p := Probe{Src: 0xC6120001, Dst: 0xC6130001, Dport: 80}
+	p, valid := validReply(t, c)
+	tmpl.Patch(buf, &p)
 	var r Reply
+	if err := DecodeReply(buf, &r); err != nil {
+		t.Fatal(err)
+	}
+	var verdict Verdict
 	checks := map[string]func(){
 		"Fill":        func() { p.Dst++; c.Fill(&p, 1) },
 		"Patch":       func() { tmpl.Patch(buf, &p) },
-		"DecodeReply": func() { _ = DecodeReply(buf, &r) },
-		"Check":       func() { c.Check(&r) },
+		"DecodeReply": func() { _ = DecodeReply(buf, &r) }, // checked above
+		"Check":       func() { verdict = c.Check(valid) },
 	}
 	for name, f := range checks {
 		if a := testing.AllocsPerRun(1000, f); a != 0 {
 			t.Errorf("%s allocates %v times", name, a)
 		}
 	}
+	if verdict != SynAck {
+		t.Errorf("Check ran on a reply it judged %v, not the SipHash path of a valid SYN-ACK", verdict)
+	}
 }
 
 func BenchmarkProbe(b *testing.B) {
-	tmpl, _ := NewTemplate(TemplateConfig{SrcMAC: srcMAC, DstMAC: dstMAC})
+	tmpl, err := NewTemplate(TemplateConfig{SrcMAC: srcMAC, DstMAC: dstMAC})
+	if err != nil {
+		b.Fatal(err)
+	}
 	buf := make([]byte, tmpl.Len())
 	tmpl.Init(buf)
 	c := mustCookie(b, 1, PortWindow{61000, 4536}, 1)
-	p := Probe{Src: 0xC6120001, Dst: 0xC6130001, Dport: 80}
+	p, valid := validReply(b, c)
 	b.Run("cookie", func(b *testing.B) {
 		b.ReportAllocs()
 		for b.Loop() {
@@ -296,15 +379,23 @@ func BenchmarkProbe(b *testing.B) {
 	})
 	var r Reply
 	b.Run("decode", func(b *testing.B) {
+		if err := DecodeReply(buf, &r); err != nil {
+			b.Fatal(err)
+		}
 		b.ReportAllocs()
 		for b.Loop() {
-			_ = DecodeReply(buf, &r)
+			_ = DecodeReply(buf, &r) // checked above
 		}
 	})
+	// check: a valid SYN-ACK, so every call runs both SipHashes
 	b.Run("check", func(b *testing.B) {
 		b.ReportAllocs()
+		var v Verdict
 		for b.Loop() {
-			c.Check(&r)
+			v = c.Check(valid)
+		}
+		if v != SynAck {
+			b.Fatalf("verdict %v, want syn-ack", v)
 		}
 	})
 }

@@ -44,6 +44,13 @@ var (
 // the IPv4 total length, rejects fragments, and allocates nothing. Checksums
 // are not verified: the receiving NIC or kernel has done so, and the cookie
 // check rejects forged replies.
+//
+// Its rule for a well-formed reply is also the XDP matcher's (bpf/xdp.c),
+// so both receivers report the same frames (engine/recv TestReceiversAgree):
+// 20 ≤ IHL·4 ≤ total length ≤ frame; IPv4 options well-formed inside the
+// header; the TCP header inside the total length; TCP options well-formed
+// inside the TCP header, MSS, window scale, SACK-permitted and timestamps
+// at their own lengths.
 func DecodeReply(frame []byte, r *Reply) error {
 	if len(frame) < EthLen {
 		return ErrTruncated

@@ -30,16 +30,12 @@ func ParseOptions(s string) (Options, error) {
 	return "", fmt.Errorf("tcp options %q: want linux, windows, bsd, mss or none", s)
 }
 
-// tsValue is the TSval a template carries (RFC 7323); any value is valid in
-// a SYN, and a constant keeps the per-probe checksum work small.
-const tsValue = 0x5eed0001
-
 // layout returns the option bytes (a multiple of 4) and the window an OS
-// advertises with them, for the given MSS.
+// advertises with them, for the given MSS. A timestamps option carries
+// TSval 0 here; Patch writes each probe's (Cookie.TSval).
 func (o Options) layout(mss uint16) (opts []byte, window uint16) {
 	m := []byte{optMSS, 4, byte(mss >> 8), byte(mss)}
 	ts := []byte{optTimestamp, 10, 0, 0, 0, 0, 0, 0, 0, 0}
-	binary.BigEndian.PutUint32(ts[2:], tsValue)
 	switch o {
 	case OptionsLinux: // MSS, SACK-permitted, timestamps, NOP, window scale 7
 		opts = append(append(append(m, optSACKPerm, 2), ts...), optNOP, optWScale, 3, 7)
@@ -70,6 +66,7 @@ type Template struct {
 	frame  []byte
 	ipSum  uint32 // partial sum of the IPv4 header with ID, src, dst, csum zero
 	tcpSum uint32 // partial sum of pseudo-header and TCP header, variable fields zero
+	tsOff  int    // offset of TSval in the TCP header (even), 0 without timestamps
 }
 
 // NewTemplate builds the SYN template.
@@ -107,7 +104,25 @@ func NewTemplate(cfg TemplateConfig) (*Template, error) {
 		frame:  f,
 		ipSum:  sum(ip[:IPv4Len], 0),
 		tcpSum: sum(tcp, PseudoSum(0, 0, tcpLen)),
+		tsOff:  tsOffset(opts),
 	}, nil
+}
+
+// tsOffset is the offset in the TCP header of the timestamps option's TSval
+// within opts, 0 when there is none. Every layout puts it on an even offset,
+// so Patch adds it to the checksum as two 16-bit words.
+func tsOffset(opts []byte) int {
+	for i := 0; i < len(opts); {
+		switch opts[i] {
+		case optEOL, optNOP:
+			i++
+		case optTimestamp:
+			return TCPLen + i + 2
+		default:
+			i += int(opts[i+1])
+		}
+	}
+	return 0
 }
 
 // Len is the frame length in bytes (without Ethernet FCS or padding).
@@ -117,12 +132,14 @@ func (t *Template) Len() int { return len(t.frame) }
 func (t *Template) Frame() []byte { return append([]byte(nil), t.frame...) }
 
 // Probe is what varies between SYNs: addresses (host order), ports, the
-// sequence number (the cookie) and the IPv4 identification.
+// sequence number (the cookie), the IPv4 identification and the TCP
+// timestamp value (written only by layouts with timestamps).
 type Probe struct {
 	Src, Dst     uint32
 	Sport, Dport uint16
 	Seq          uint32
 	IPID         uint16
+	TSval        uint32
 }
 
 // Init copies the template into buf, which must hold Len bytes. A sender
@@ -146,6 +163,10 @@ func (t *Template) Patch(buf []byte, p *Probe) {
 	binary.BigEndian.PutUint16(tcp[tcpDport:], p.Dport)
 	binary.BigEndian.PutUint32(tcp[tcpSeq:], p.Seq)
 	s := t.tcpSum + addrs + uint32(p.Sport) + uint32(p.Dport) + p.Seq>>16 + p.Seq&0xffff
+	if t.tsOff != 0 {
+		binary.BigEndian.PutUint32(tcp[t.tsOff:], p.TSval)
+		s += p.TSval>>16 + p.TSval&0xffff
+	}
 	binary.BigEndian.PutUint16(tcp[tcpCsum:], ^fold(s))
 }
 

@@ -54,7 +54,10 @@ func TestPrimeTableAgainstFactor(t *testing.T) {
 		}
 		var got []uint64
 		for _, f := range strings.Fields(strings.SplitN(string(out), ":", 2)[1]) {
-			v, _ := strconv.ParseUint(f, 10, 64)
+			v, err := strconv.ParseUint(f, 10, 64)
+			if err != nil {
+				t.Fatalf("factor printed %q: %v", f, err)
+			}
 			if !slices.Contains(got, v) {
 				got = append(got, v)
 			}
@@ -101,7 +104,10 @@ func TestGeneratorIsPrimitive(t *testing.T) {
 			if c.p <= n || c.start == 0 || c.start >= c.p {
 				t.Fatalf("n=%d: p=%d start=%d", n, c.p, c.start)
 			}
-			gp, _ := primeAbove(n)
+			gp, ok := primeAbove(n)
+			if !ok {
+				t.Fatalf("no prime above %d", n)
+			}
 			if !isPrimitiveRoot(c.g, gp) {
 				t.Fatalf("n=%d seed=%d: %d is not a primitive root of %d", n, seed, c.g, c.p)
 			}
@@ -109,7 +115,10 @@ func TestGeneratorIsPrimitive(t *testing.T) {
 	}
 	// For a small prime, a primitive root's powers must visit every element.
 	for _, p := range []uint64{3, 5, 11, 17, 37, 67, 131} {
-		gp, _ := primeAbove(p - 1)
+		gp, ok := primeAbove(p - 1)
+		if !ok {
+			t.Fatalf("no prime above %d", p-1)
+		}
 		for g := uint64(2); g < p; g++ {
 			seen := map[uint64]bool{}
 			x := uint64(1)
@@ -134,7 +143,7 @@ func TestNewErrors(t *testing.T) {
 	if _, err := New(MaxN, 1); err != nil {
 		t.Errorf("New(MaxN): %v", err)
 	}
-	c, _ := New(10, 1)
+	c := mustCycle(t, 10, 1)
 	for _, l := range []Layout{{0, 0, 1}, {2, 2, 1}, {2, -1, 1}, {1, 0, 0}} {
 		if _, err := c.Run(l, 0); err == nil {
 			t.Errorf("layout %+v accepted", l)
@@ -225,16 +234,16 @@ func TestEveryIndexOnce(t *testing.T) {
 
 func TestSameSeedSameOrder(t *testing.T) {
 	for _, n := range []uint64{7, 1000, 65537} {
-		a, _ := New(n, 42)
-		b, _ := New(n, 42)
-		ra, _ := a.Run(Layout{1, 0, 1}, 0)
-		rb, _ := b.Run(Layout{1, 0, 1}, 0)
+		a := mustCycle(t, n, 42)
+		b := mustCycle(t, n, 42)
+		ra := mustRun(t, a, Layout{1, 0, 1}, 0)
+		rb := mustRun(t, b, Layout{1, 0, 1}, 0)
 		if !slices.Equal(drain(t, ra), drain(t, rb)) {
 			t.Fatalf("n=%d: same seed, different order", n)
 		}
-		c, _ := New(n, 43)
-		rc, _ := c.Run(Layout{1, 0, 1}, 0)
-		ra, _ = a.Run(Layout{1, 0, 1}, 0)
+		c := mustCycle(t, n, 43)
+		rc := mustRun(t, c, Layout{1, 0, 1}, 0)
+		ra = mustRun(t, a, Layout{1, 0, 1}, 0)
 		if slices.Equal(drain(t, ra), drain(t, rc)) {
 			t.Fatalf("n=%d: seeds 42 and 43 give the same order", n)
 		}
@@ -245,12 +254,12 @@ func TestSameSeedSameOrder(t *testing.T) {
 // run yields exactly the rest of the run.
 func TestResume(t *testing.T) {
 	for _, n := range []uint64{1, 2, 7, 256, 1000, 4099} {
-		c, _ := New(n, 9)
+		c := mustCycle(t, n, 9)
 		for _, l := range []Layout{{1, 0, 1}, {3, 1, 2}, {5, 4, 4}} {
 			for th := range l.Threads {
-				r, _ := c.Run(l, th)
+				r := mustRun(t, c, l, th)
 				full := drain(t, r)
-				r, _ = c.Run(l, th)
+				r = mustRun(t, c, l, th)
 				for emitted := 0; ; emitted++ {
 					pos := r.Position()
 					rr, err := c.Resume(l, th, pos)
@@ -270,13 +279,13 @@ func TestResume(t *testing.T) {
 }
 
 func TestResumeRejectsForeignCheckpoint(t *testing.T) {
-	c, _ := New(1000, 1)
-	r, _ := c.Run(Layout{1, 0, 1}, 0)
+	c := mustCycle(t, 1000, 1)
+	r := mustRun(t, c, Layout{1, 0, 1}, 0)
 	for range 10 {
 		r.Next()
 	}
 	pos := r.Position()
-	other, _ := New(1000, 2)
+	other := mustCycle(t, 1000, 2)
 	if _, err := other.Resume(Layout{1, 0, 1}, 0, pos); err == nil {
 		t.Error("checkpoint of seed 1 accepted by seed 2")
 	}
@@ -293,7 +302,7 @@ func TestResumeRejectsForeignCheckpoint(t *testing.T) {
 // skipped and N itself must map to the last index.
 func TestSkipsElementsAboveN(t *testing.T) {
 	for _, n := range []uint64{1 << 32, 1<<32 - 1, 3 << 32, 1<<48 - 1<<16} {
-		c, _ := New(n, 5)
+		c := mustCycle(t, n, 5)
 		for e := n + 1; e < c.p; e++ {
 			if e == n+100_000 && c.p-e > 100_000 {
 				e = c.p - 100_000 // the first and last 100,000 elements above N
@@ -316,7 +325,7 @@ func TestSkipsElementsAboveN(t *testing.T) {
 func TestLargeSpacesStayInRange(t *testing.T) {
 	const window = 200_000
 	for _, n := range []uint64{1<<32 - 1, 1 << 32, 1<<32 + 1, 3_702_258_432 * 3, 3_702_258_432 * 65535} {
-		c, _ := New(n, 77)
+		c := mustCycle(t, n, 77)
 		l := Layout{Shards: 3, Shard: 0, Threads: 2}
 		var total uint64
 		for s := range l.Shards {
@@ -369,8 +378,8 @@ func mul64(a, b uint64) (uint64, uint64) {
 }
 
 func TestNextAllocatesNothing(t *testing.T) {
-	c, _ := New(1<<32, 1)
-	r, _ := c.Run(Layout{1, 0, 1}, 0)
+	c := mustCycle(t, 1<<32, 1)
+	r := mustRun(t, c, Layout{1, 0, 1}, 0)
 	if a := testing.AllocsPerRun(1000, func() { r.Next() }); a != 0 {
 		t.Fatalf("Next allocates %v times", a)
 	}
@@ -379,8 +388,8 @@ func TestNextAllocatesNothing(t *testing.T) {
 func BenchmarkNext(b *testing.B) {
 	for _, n := range []uint64{1 << 32, 3_702_258_432, 3_702_258_432 * 3} {
 		b.Run(strconv.FormatUint(n, 10), func(b *testing.B) {
-			c, _ := New(n, 1)
-			r, _ := c.Run(Layout{1, 0, 1}, 0)
+			c := mustCycle(b, n, 1)
+			r := mustRun(b, c, Layout{1, 0, 1}, 0)
 			b.ReportAllocs()
 			var sink uint64
 			for b.Loop() {
@@ -390,4 +399,22 @@ func BenchmarkNext(b *testing.B) {
 			_ = sink
 		})
 	}
+}
+
+func mustCycle(t testing.TB, n, seed uint64) *Cycle {
+	t.Helper()
+	c, err := New(n, seed)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+func mustRun(t testing.TB, c *Cycle, l Layout, th int) *Run {
+	t.Helper()
+	r, err := c.Run(l, th)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r
 }

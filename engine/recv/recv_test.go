@@ -27,10 +27,10 @@ func TestDedup(t *testing.T) {
 	}
 }
 
-func TestFilterAccepts(t *testing.T) {
-	ourIP, target := uint32(0xC6120001), uint32(0xC6130101)
-	w := packet.PortWindow{First: 61000, Count: 100}
-	raw, err := Filter(FilterConfig{SrcFirst: ourIP, SrcLast: ourIP + 1, Window: w})
+// filterVM runs the classic BPF receive filter for cfg in user space.
+func filterVM(t *testing.T, cfg FilterConfig) *bpf.VM {
+	t.Helper()
+	raw, err := Filter(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -42,6 +42,13 @@ func TestFilterAccepts(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return vm
+}
+
+func TestFilterAccepts(t *testing.T) {
+	ourIP, target := uint32(0xC6120001), uint32(0xC6130101)
+	w := packet.PortWindow{First: 61000, Count: 100}
+	vm := filterVM(t, FilterConfig{SrcFirst: ourIP, SrcLast: ourIP + 1, Window: w})
 	frame := func(dst uint32, dport uint16, syn, ack, rst bool, ipOpts bool, frag bool, proto layers.IPProtocol) []byte {
 		eth := &layers.Ethernet{SrcMAC: net.HardwareAddr{2, 0, 0, 0, 0, 2}, DstMAC: net.HardwareAddr{2, 0, 0, 0, 0, 1}, EthernetType: layers.EthernetTypeIPv4}
 		ip := &layers.IPv4{Version: 4, IHL: 5, TTL: 60, Protocol: proto, SrcIP: net.IP{198, 19, 1, 1}, DstIP: net.IP{byte(dst >> 24), byte(dst >> 16), byte(dst >> 8), byte(dst)}}
@@ -56,7 +63,9 @@ func TestFilterAccepts(t *testing.T) {
 		if proto == layers.IPProtocolUDP {
 			l4 = &layers.UDP{SrcPort: 80, DstPort: layers.UDPPort(dport)}
 		}
-		gopacket.SerializeLayers(buf, gopacket.SerializeOptions{FixLengths: true}, eth, ip, l4)
+		if err := gopacket.SerializeLayers(buf, gopacket.SerializeOptions{FixLengths: true}, eth, ip, l4); err != nil {
+			t.Fatal(err)
+		}
 		return buf.Bytes()
 	}
 	tcp := layers.IPProtocolTCP
@@ -91,7 +100,10 @@ func TestFilterAccepts(t *testing.T) {
 
 func TestFilterRejectsForeign(t *testing.T) {
 	set := target.NewSet([]target.Range{{First: 0xC6130000, Last: 0xC61300FF}})
-	space, _ := target.NewSpace(set, []uint16{80, 443})
+	space, err := target.NewSpace(set, []uint16{80, 443})
+	if err != nil {
+		t.Fatal(err)
+	}
 	var st Stats
 	f := newFilter(space, &st)
 	if _, ok := f.accept(0xC6130001, 22, packet.FlagSYN|packet.FlagACK); ok {

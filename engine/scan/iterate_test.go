@@ -39,8 +39,8 @@ func TestIterateShardsCoverSpace(t *testing.T) {
 				}); err != nil {
 					t.Fatal(err)
 				}
-				if c, _ := p.Count(context.Background()); c != n {
-					t.Fatalf("shard %d/%d: Count %d, iterated %d", s, shards, c, n)
+				if c, err := p.Count(context.Background()); err != nil || c != n {
+					t.Fatalf("shard %d/%d: Count %d (%v), iterated %d", s, shards, c, err, n)
 				}
 			}
 			if uint64(len(seen)) != sp.Len() {
@@ -56,10 +56,13 @@ func TestIterateShardsCoverSpace(t *testing.T) {
 }
 
 func TestIterateStops(t *testing.T) {
-	p, _ := NewPlan(space(t), 1, permute.Layout{Shards: 1, Threads: 1})
+	p, err := NewPlan(space(t), 1, permute.Layout{Shards: 1, Threads: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
 	stop := errors.New("stop")
 	n := 0
-	err := p.Iterate(context.Background(), func(uint32, uint16) error {
+	err = p.Iterate(context.Background(), func(uint32, uint16) error {
 		n++
 		if n == 5 {
 			return stop

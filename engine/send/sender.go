@@ -183,7 +183,9 @@ func (s *Sender) thread(ctx context.Context, t int) error {
 
 	threads := cfg.Layout.Threads
 	rate := cfg.RatePPS / float64(threads)
-	th := NewThrottle(rate, cfg.Clock())
+	clock := cfg.Clock()
+	th := NewThrottle(rate, clock)
+	start := clock.Now()
 	probes := cfg.Cookie.Probes()
 	batch := th.Batch()
 	if batch < probes && rate > 0 {
@@ -214,6 +216,7 @@ func (s *Sender) thread(ctx context.Context, t int) error {
 		if err != nil {
 			return err
 		}
+		p.TSval = cfg.Cookie.TSval(clock.Now() - start) // one tick a millisecond, per batch
 		n, targets, refused, noRoute := 0, 0, 0, 0
 		for targets < want {
 			idx, ok := run.Next()

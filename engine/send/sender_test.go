@@ -50,7 +50,10 @@ func newFixture(t *testing.T, threads, probes int, block []target.Range) *fixtur
 	if err != nil {
 		t.Fatal(err)
 	}
-	cyc, _ := permute.New(space.Len(), 17)
+	cyc, err := permute.New(space.Len(), 17)
+	if err != nil {
+		t.Fatal(err)
+	}
 	cookie, err := packet.NewCookie(17, packet.PortWindow{First: 61000, Count: 4536}, probes)
 	if err != nil {
 		t.Fatal(err)
@@ -70,6 +73,46 @@ func newFixture(t *testing.T, threads, probes int, block []target.Range) *fixtur
 		},
 	}
 	return f
+}
+
+func mustSender(t *testing.T, cfg Config) *Sender {
+	t.Helper()
+	s, err := New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+// TestSenderTSval: every frame carries the cookie's TSval for the time its
+// batch left, counted from the thread's start on its clock: at 1,000 pps
+// (batches of 5, one every 5 ms) batch k carries start value + 5k.
+func TestSenderTSval(t *testing.T) {
+	f := newFixture(t, 1, 1, nil)
+	f.cfg.RatePPS = 1000
+	clk := &fakeClock{now: 7e9}
+	f.cfg.Clock = func() Clock { return clk }
+	f.cfg.MaxTargets = 50
+	s, err := New(f.cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Run(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if len(f.frames) != 50 {
+		t.Fatalf("%d frames, want 50", len(f.frames))
+	}
+	base := f.cfg.Cookie.TSval(0)
+	var r packet.Reply
+	for i, fr := range f.frames {
+		if err := packet.DecodeReply(fr, &r); err != nil {
+			t.Fatal(err)
+		}
+		if want := base + uint32(i/5*5); !r.HasTS || r.TSval != want {
+			t.Fatalf("frame %d: HasTS %v TSval %d, want %d", i, r.HasTS, r.TSval, want)
+		}
+	}
 }
 
 // TestSenderSendsEveryPairOnce checks, for several thread and probe counts,
@@ -129,13 +172,15 @@ func TestSenderSendsEveryPairOnce(t *testing.T) {
 // sender anyway is counted and never written.
 func TestSenderRefusesBlocked(t *testing.T) {
 	f := newFixture(t, 2, 2, []target.Range{{First: 0xC6130010, Last: 0xC613001F}})
-	s, _ := New(f.cfg)
+	s := mustSender(t, f.cfg)
 	if err := s.Run(context.Background()); err != nil {
 		t.Fatal(err)
 	}
 	var r packet.Reply
 	for _, fr := range f.frames {
-		packet.DecodeReply(fr, &r)
+		if err := packet.DecodeReply(fr, &r); err != nil {
+			t.Fatal(err)
+		}
 		if r.Dst >= 0xC6130010 && r.Dst <= 0xC613001F {
 			t.Fatalf("blocked %x sent", r.Dst)
 		}
@@ -150,7 +195,7 @@ func TestSenderRefusesBlocked(t *testing.T) {
 func TestSenderMaxTargetsAndResume(t *testing.T) {
 	f := newFixture(t, 2, 1, nil)
 	f.cfg.MaxTargets = 301
-	s, _ := New(f.cfg)
+	s := mustSender(t, f.cfg)
 	if err := s.Run(context.Background()); err != nil {
 		t.Fatal(err)
 	}
@@ -160,14 +205,16 @@ func TestSenderMaxTargetsAndResume(t *testing.T) {
 	first := len(f.frames)
 	f.cfg.MaxTargets = 0
 	f.cfg.Resume = s.Positions()
-	s2, _ := New(f.cfg)
+	s2 := mustSender(t, f.cfg)
 	if err := s2.Run(context.Background()); err != nil {
 		t.Fatal(err)
 	}
 	seen := map[[2]uint32]int{}
 	var r packet.Reply
 	for _, fr := range f.frames {
-		packet.DecodeReply(fr, &r)
+		if err := packet.DecodeReply(fr, &r); err != nil {
+			t.Fatal(err)
+		}
 		seen[[2]uint32{r.Dst, uint32(r.Dport)}]++
 	}
 	if uint64(len(seen)) != f.cfg.Space.Len() || len(f.frames) != int(f.cfg.Space.Len()) {
@@ -190,13 +237,15 @@ func TestSenderNextHop(t *testing.T) {
 		}
 		return gw, true
 	}
-	s, _ := New(f.cfg)
+	s := mustSender(t, f.cfg)
 	if err := s.Run(context.Background()); err != nil {
 		t.Fatal(err)
 	}
 	var r packet.Reply
 	for _, fr := range f.frames {
-		packet.DecodeReply(fr, &r)
+		if err := packet.DecodeReply(fr, &r); err != nil {
+			t.Fatal(err)
+		}
 		want := gw
 		if r.Dst>>8 == 0xC61305 {
 			want = [6]byte{2, 0, 0, 0, 5, byte(r.Dst)}
@@ -220,7 +269,7 @@ func TestDryRunPrintsEveryProbe(t *testing.T) {
 	f.cfg.Open = func(_ int, frameLen int, _ *atomic.Uint64) (Transport, error) {
 		return NewDryRun(&out, &mu, frameLen), nil
 	}
-	s, _ := New(f.cfg)
+	s := mustSender(t, f.cfg)
 	if err := s.Run(context.Background()); err != nil {
 		t.Fatal(err)
 	}

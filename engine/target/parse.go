@@ -37,6 +37,10 @@ func (e Entry) Size() uint64 {
 	return uint64(e.Last) - uint64(e.First) + 1
 }
 
+// ErrIPv6 is wrapped by the error for a well-formed IPv6 entry: reach scans
+// IPv4 only, so far. Allow and block lists skip such entries (ReadFilterList).
+var ErrIPv6 = errors.New("IPv6 targets are not supported yet")
+
 // ParseEntry parses one target: an IPv4 address (a /32), a CIDR, an
 // inclusive range "a-b", or an AS number "AS64496". Leading and trailing
 // space and a "#" comment are ignored. Hostnames and IPv6 are errors.
@@ -65,8 +69,8 @@ func ParseEntry(s string) (Entry, error) {
 		if err != nil {
 			return e, fmt.Errorf("%s: %w", quote(s), explain(s, err))
 		}
-		if !p.Addr().Is4() {
-			return e, fmt.Errorf("%s: IPv6 targets are not supported yet", quote(s))
+		if err := notIPv4(p.Addr()); err != nil {
+			return e, fmt.Errorf("%s: %w", quote(s), err)
 		}
 		if m := p.Masked(); m != p {
 			e.Warning = fmt.Sprintf("%s has host bits set; scanning %s", s, m)
@@ -105,26 +109,40 @@ func parseAddr(s string) (uint32, error) {
 	if err != nil {
 		return 0, explain(s, err)
 	}
-	if !a.Is4() {
-		return 0, errors.New("IPv6 targets are not supported yet")
+	if err := notIPv4(a); err != nil {
+		return 0, err
 	}
 	return U32(a), nil
+}
+
+// notIPv4 says why a parsed address is no IPv4 target. An IPv4-mapped IPv6
+// address names an IPv4 host, so it is an error to fix, never an entry to
+// skip: a blocklist that dropped it would scan the host it meant to block.
+func notIPv4(a netip.Addr) error {
+	switch {
+	case a.Is4():
+		return nil
+	case a.Is4In6():
+		return fmt.Errorf("IPv4-mapped IPv6 address: write it as %s", a.Unmap())
+	default:
+		return ErrIPv6
+	}
 }
 
 // explain turns a parse failure into what the user most likely meant.
 func explain(s string, err error) error {
 	host, _, _ := strings.Cut(s, "/")
+	msg := err.Error()
+	if i := strings.LastIndex(msg, "): "); i >= 0 {
+		msg = msg[i+3:] // drop netip's echo of the input
+	}
 	if strings.Contains(host, ":") {
-		return errors.New("IPv6 targets are not supported yet")
+		return errors.New("not a valid IPv6 address (and IPv6 targets are not supported yet): " + msg)
 	}
 	for _, r := range host {
 		if r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' {
 			return errors.New("not an IPv4 address: hostnames are not resolved; give an address, CIDR, range or AS number")
 		}
-	}
-	msg := err.Error()
-	if i := strings.LastIndex(msg, "): "); i >= 0 {
-		msg = msg[i+3:] // drop netip's echo of the input
 	}
 	return errors.New("not an IPv4 address, CIDR or range: " + msg)
 }
@@ -180,8 +198,31 @@ func quote(s string) string {
 // ReadList parses a target list: one entry a line, "#" comments, blank lines,
 // CRLF line ends and a last line without newline are all accepted. name is
 // used in sources and errors ("FILE:LINE: ..."). Every bad line is an error
-// (the first ten are reported); no entry is returned with an error.
+// (the first ten are reported), an IPv6 line too; no entry is returned with
+// an error.
 func ReadList(name string, r io.Reader) ([]Entry, error) {
+	es, _, err := readList(name, r, false)
+	return es, err
+}
+
+// Skipped tells which well-formed IPv6 lines an allow or block list held.
+type Skipped struct {
+	// Count is the number of IPv6 lines skipped.
+	Count int
+	// First is the source ("FILE:LINE") and Text the entry of the first.
+	First, Text string
+}
+
+// ReadFilterList parses an allowlist or blocklist like ReadList, except that
+// well-formed IPv6 entries are skipped and counted instead of failing the
+// list: an IPv4 scan must not abort on a list shared with IPv6 tools (ZMap
+// does the same since 4.1). Malformed lines are still errors.
+func ReadFilterList(name string, r io.Reader) ([]Entry, Skipped, error) {
+	return readList(name, r, true)
+}
+
+func readList(name string, r io.Reader, skipIPv6 bool) ([]Entry, Skipped, error) {
+	var skipped Skipped
 	sc := bufio.NewScanner(r)
 	sc.Buffer(make([]byte, 64*1024), maxLineBytes)
 	var out []Entry
@@ -201,6 +242,13 @@ func ReadList(name string, r io.Reader) ([]Entry, error) {
 		}
 		e, err := ParseEntry(text)
 		e.Source = name + ":" + strconv.Itoa(line)
+		if skipIPv6 && errors.Is(err, ErrIPv6) {
+			if skipped.Count == 0 {
+				skipped.First, skipped.Text = e.Source, e.Text
+			}
+			skipped.Count++
+			continue
+		}
 		if err != nil {
 			bad++
 			if bad <= maxListErrors {
@@ -212,27 +260,37 @@ func ReadList(name string, r io.Reader) ([]Entry, error) {
 	}
 	if err := sc.Err(); err != nil {
 		if errors.Is(err, bufio.ErrTooLong) {
-			return nil, fmt.Errorf("%s:%d: line longer than %d bytes", name, lastLine+1, maxLineBytes)
+			return nil, Skipped{}, fmt.Errorf("%s:%d: line longer than %d bytes", name, lastLine+1, maxLineBytes)
 		}
-		return nil, fmt.Errorf("read %s: %w", name, err)
+		return nil, Skipped{}, fmt.Errorf("read %s: %w", name, err)
 	}
 	if bad > maxListErrors {
 		errs = append(errs, fmt.Errorf("%s: %d more bad lines", name, bad-maxListErrors))
 	}
 	if len(errs) > 0 {
-		return nil, errors.Join(errs...)
+		return nil, Skipped{}, errors.Join(errs...)
 	}
-	return out, nil
+	return out, skipped, nil
 }
 
 // ReadFile opens path and parses it with ReadList.
 func ReadFile(path string) ([]Entry, error) {
+	es, _, err := readFile(path, false)
+	return es, err
+}
+
+// ReadFilterFile opens path and parses it with ReadFilterList.
+func ReadFilterFile(path string) ([]Entry, Skipped, error) {
+	return readFile(path, true)
+}
+
+func readFile(path string, skipIPv6 bool) ([]Entry, Skipped, error) {
 	f, err := os.Open(path)
 	if err != nil {
-		return nil, fmt.Errorf("open target list: %w", err)
+		return nil, Skipped{}, fmt.Errorf("open target list: %w", err)
 	}
 	defer f.Close()
-	return ReadList(path, f)
+	return readList(path, f, skipIPv6)
 }
 
 // U32 returns an IPv4 address as a host-order integer. a must be IPv4.

@@ -1,6 +1,7 @@
 package target
 
 import (
+	"errors"
 	"net/netip"
 	"strconv"
 	"strings"
@@ -14,6 +15,7 @@ func TestParseEntry(t *testing.T) {
 		asn         uint32
 		warn        bool
 		err         string // substring of the error, "" for success
+		ipv6        bool   // the error wraps ErrIPv6 (a list may skip the entry)
 	}{
 		{in: "198.18.0.7", first: "198.18.0.7", last: "198.18.0.7"},
 		{in: "  198.18.0.7  # a comment", first: "198.18.0.7", last: "198.18.0.7"},
@@ -31,9 +33,13 @@ func TestParseEntry(t *testing.T) {
 		{in: "ASX", err: "hostnames"},
 		{in: "198.18.0.9-198.18.0.1", err: "reversed range"},
 		{in: "example.com", err: "hostnames are not resolved"},
-		{in: "2001:db8::1", err: "IPv6"},
-		{in: "2001:db8::/32", err: "IPv6"},
-		{in: "::ffff:198.18.0.1", err: "IPv6"},
+		{in: "2001:db8::1", err: "IPv6", ipv6: true},
+		{in: "2001:db8::/32", err: "IPv6", ipv6: true},
+		{in: "2001:db8::1-2001:db8::9", err: "range start: IPv6", ipv6: true},
+		{in: "::ffff:198.18.0.1", err: "IPv4-mapped IPv6 address: write it as 198.18.0.1"},
+		{in: "::ffff:198.18.0.0/120", err: "IPv4-mapped IPv6 address: write it as 198.18.0.0"},
+		{in: "2001:zz::1", err: "not a valid IPv6 address"},
+		{in: "2001:db8::/129", err: "not a valid IPv6 address"},
 		{in: "198.18.0.0/33", err: "not an IPv4"},
 		{in: "198.18.0.256", err: "not an IPv4"},
 		{in: "198.018.0.1", err: "not an IPv4"},
@@ -49,6 +55,9 @@ func TestParseEntry(t *testing.T) {
 			if tt.err != "" {
 				if err == nil || !strings.Contains(err.Error(), tt.err) {
 					t.Fatalf("ParseEntry(%q) error = %v, want one containing %q", tt.in, err, tt.err)
+				}
+				if errors.Is(err, ErrIPv6) != tt.ipv6 {
+					t.Fatalf("ParseEntry(%q) error %v: errors.Is(ErrIPv6) = %v, want %v", tt.in, err, !tt.ipv6, tt.ipv6)
 				}
 				return
 			}
@@ -112,6 +121,59 @@ func TestReadListErrorsNameLine(t *testing.T) {
 	_, err = ReadList("m", strings.NewReader(many.String()))
 	if err == nil || !strings.Contains(err.Error(), "m:10:") || strings.Contains(err.Error(), "m:11:") || !strings.Contains(err.Error(), "15 more bad lines") {
 		t.Errorf("error for 25 bad lines = %v", err)
+	}
+}
+
+// TestReadFilterListSkipsIPv6: an allow or block list skips well-formed IPv6
+// entries, counting them and naming the first, and keeps every IPv4 entry;
+// a malformed or IPv4-mapped line still fails the list, and a targets list
+// (ReadList) still refuses IPv6.
+func TestReadFilterListSkipsIPv6(t *testing.T) {
+	tests := []struct {
+		name    string
+		in      string
+		entries []string // sources of the entries kept
+		skipped Skipped
+		err     string // substring of ReadFilterList's error, "" for none
+	}{
+		{name: "none", in: "198.18.0.1\n198.18.1.0/24\n",
+			entries: []string{"b.txt:1", "b.txt:2"}},
+		{name: "mixed", in: "# v4 and v6\n198.18.0.1\n2001:db8::/32\r\n198.18.1.0/24\n::1\n2001:db8::1-2001:db8::9\n",
+			entries: []string{"b.txt:2", "b.txt:4"}, skipped: Skipped{Count: 3, First: "b.txt:3", Text: "2001:db8::/32"}},
+		{name: "only IPv6", in: "fe80::1 # link local\n",
+			skipped: Skipped{Count: 1, First: "b.txt:1", Text: "fe80::1"}},
+		{name: "malformed IPv6", in: "2001:db8::1\n2001:zz::1\n", err: `b.txt:2: "2001:zz::1": not a valid IPv6 address`},
+		{name: "IPv4-mapped", in: "::ffff:198.18.0.1\n", err: `b.txt:1: "::ffff:198.18.0.1": IPv4-mapped IPv6 address: write it as 198.18.0.1`},
+		{name: "hostname", in: "2001:db8::1\nscanme.example\n", err: `b.txt:2: "scanme.example": not an IPv4 address: hostnames`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			es, sk, err := ReadFilterList("b.txt", strings.NewReader(tt.in))
+			if tt.err != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.err) || es != nil {
+					t.Fatalf("got %v, %v; want no entries and an error containing %q", es, err, tt.err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			var got []string
+			for _, e := range es {
+				got = append(got, e.Source)
+			}
+			if strings.Join(got, " ") != strings.Join(tt.entries, " ") {
+				t.Errorf("entries from %v, want %v", got, tt.entries)
+			}
+			if sk != tt.skipped {
+				t.Errorf("skipped = %+v, want %+v", sk, tt.skipped)
+			}
+			if tt.skipped.Count > 0 {
+				if _, err := ReadList("b.txt", strings.NewReader(tt.in)); err == nil || !strings.Contains(err.Error(), tt.skipped.First+": ") || !errors.Is(err, ErrIPv6) {
+					t.Errorf("ReadList error = %v, want the IPv6 refusal at %s", err, tt.skipped.First)
+				}
+			}
+		})
 	}
 }
 

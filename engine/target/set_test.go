@@ -208,14 +208,14 @@ func TestNoBlockedAddressNearTwoTo32(t *testing.T) {
 	}
 	block := NewSet(rangesOf(DefaultBlocklist()))
 	for _, ports := range [][]uint16{{443}, {22, 80, 443}} {
-		sp, _ := NewSpace(set, ports)
+		sp := mustSpace(t, set, ports)
 		c, err := permute.New(sp.Len(), 1)
 		if err != nil {
 			t.Fatal(err)
 		}
 		l := permute.Layout{Shards: 2, Shard: 1, Threads: 2}
 		for th := range l.Threads {
-			r, _ := c.Run(l, th)
+			r := mustRun(t, c, l, th)
 			for range 300_000 {
 				i, ok := r.Next()
 				if !ok {
@@ -242,7 +242,7 @@ func rangesOf(es []Entry) []Range {
 
 func TestHotPathsAllocateNothing(t *testing.T) {
 	set := optOutSet(t, 1000)
-	sp, _ := NewSpace(set, []uint16{22, 80, 443})
+	sp := mustSpace(t, set, []uint16{22, 80, 443})
 	var i uint64
 	if a := testing.AllocsPerRun(1000, func() { i = (i + 7919) % sp.Len(); sp.Pair(i) }); a != 0 {
 		t.Fatalf("Pair allocates %v", a)
@@ -260,7 +260,10 @@ func optOutSet(t testing.TB, n int) *Set {
 	for range n {
 		a := uint32(rng.Uint64N(1 << 32))
 		bits := 24 + rng.IntN(9)
-		p, _ := Addr(a).Prefix(bits)
+		p, err := Addr(a).Prefix(bits)
+		if err != nil {
+			t.Fatal(err)
+		}
 		first := U32(p.Addr())
 		block = append(block, Entry{Source: "opt-out", Text: p.String(), First: first, Last: first | uint32(uint64(1)<<(32-bits)-1)})
 	}
@@ -296,16 +299,16 @@ func BenchmarkAt(b *testing.B) {
 func BenchmarkPermutedPairs(b *testing.B) {
 	for _, n := range []int{0, 100_000} {
 		set := optOutSet(b, n)
-		sp, _ := NewSpace(set, []uint16{443})
-		c, _ := permute.New(sp.Len(), 1)
+		sp := mustSpace(b, set, []uint16{443})
+		c := mustCycle(b, sp.Len(), 1)
 		b.Run("optout="+uintStr(uint64(n)), func(b *testing.B) {
-			r, _ := c.Run(permute.Layout{Shards: 1, Threads: 1}, 0)
+			r := mustRun(b, c, permute.Layout{Shards: 1, Threads: 1}, 0)
 			b.ReportAllocs()
 			var sink uint32
 			for b.Loop() {
 				i, ok := r.Next()
 				if !ok {
-					r, _ = c.Run(permute.Layout{Shards: 1, Threads: 1}, 0)
+					r = mustRun(b, c, permute.Layout{Shards: 1, Threads: 1}, 0)
 					continue
 				}
 				a, p := sp.Pair(i)
@@ -344,4 +347,31 @@ func TestBuildBlocklist(t *testing.T) {
 	if err != nil || empty.Len() != 0 || empty.Contains(0x01020304) {
 		t.Fatalf("empty blocklist: %v, len %d", err, empty.Len())
 	}
+}
+
+func mustCycle(t testing.TB, n, seed uint64) *permute.Cycle {
+	t.Helper()
+	c, err := permute.New(n, seed)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+func mustRun(t testing.TB, c *permute.Cycle, l permute.Layout, th int) *permute.Run {
+	t.Helper()
+	r, err := c.Run(l, th)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r
+}
+
+func mustSpace(t testing.TB, set *Set, ports []uint16) *Space {
+	t.Helper()
+	sp, err := NewSpace(set, ports)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return sp
 }
