@@ -41,9 +41,14 @@ build: deps
 test: deps lint check-generate
 	REACH_DUCKDB_DIR=$(DUCKDB_DIR) $(GO) test -p 1 -count=1 $(PKGS)
 
-# check-generate: where clang is installed, the committed bpf2go output must
-# be what the C source builds to.
+# BPF_PKGS build bpf/xdp.c and the responder: make test installs them so
+# the committed bpf2go output is always checked against its C source.
+BPF_PKGS := clang-14 llvm-14 libbpf-dev
+
+# check-generate: the committed bpf2go output must be what the C source
+# builds to (skipped, saying so, where the compiler cannot be installed).
 check-generate:
+	@$(SETUP) apt $(BPF_PKGS)
 	@if command -v clang-14 >/dev/null 2>&1 && [ -f /usr/include/bpf/bpf_helpers.h ]; then \
 	  $(GO) generate ./bpf/ ./bench/responder/ && git diff --exit-code --stat -- bpf/ bench/responder/ || { echo "bpf/ or bench/responder/ is stale: run make generate and commit"; exit 1; }; \
 	else echo "clang-14 or libbpf-dev missing: not checking bpf/ against xdp.c"; fi
@@ -86,7 +91,7 @@ demo: build
 # generate: rebuild the bpf2go output from bpf/xdp.c (needs clang-14, llvm-14,
 # libbpf-dev).
 generate:
-	@command -v clang-14 >/dev/null 2>&1 || $(SETUP) apt clang-14 llvm-14 libbpf-dev
+	@$(SETUP) apt $(BPF_PKGS)
 	$(GO) generate ./bpf/ ./bench/responder/
 
 clean:

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bufio"
 	"bytes"
 	"encoding/json"
 	"errors"
@@ -119,15 +120,27 @@ func TestDryRunStopsOnSignal(t *testing.T) {
 	cmd := exec.Command(self, "scan", "--dry-run", "-S", "198.18.0.1", "-G", "02:00:00:00:00:01", "--no-default-blocklist",
 		"-p", "80", "--rate", "0.001", "198.18.0.0/24")
 	cmd.Env = append(os.Environ(), "REACH_RUN_MAIN=1")
-	var errb bytes.Buffer
-	cmd.Stderr = &errb
+	stderr, err := cmd.StderrPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	time.Sleep(500 * time.Millisecond)
+	var errb bytes.Buffer
+	sc := bufio.NewScanner(stderr)
+	for sc.Scan() { // the signal handler is installed before the scan starts
+		errb.WriteString(sc.Text() + "\n")
+		if strings.Contains(sc.Text(), "scan starting") {
+			break
+		}
+	}
 	start := time.Now()
 	cmd.Process.Signal(syscall.SIGINT)
-	err := cmd.Wait()
+	for sc.Scan() {
+		errb.WriteString(sc.Text() + "\n")
+	}
+	err = cmd.Wait()
 	var ee *exec.ExitError
 	if !errors.As(err, &ee) || ee.ExitCode() != exitError || !strings.Contains(errb.String(), "interrupted before every probe was sent") {
 		t.Fatalf("err %v\n%s", err, errb.String())
