@@ -113,40 +113,46 @@ func TestScanDryRun(t *testing.T) {
 }
 
 // TestDryRunStopsOnSignal: a scan paced at one probe per 1,000 s still
-// stops within a second of SIGINT and says it was interrupted (exit 1). A
-// dry run sends nothing, so this runs anywhere.
+// stops within a second of SIGINT, SIGTERM, SIGHUP (an ssh session
+// closing) or SIGQUIT and says it was interrupted (exit 1: not Go's
+// goroutine dump and exit 2 for SIGQUIT). A dry run sends nothing, so this
+// runs anywhere.
 func TestDryRunStopsOnSignal(t *testing.T) {
-	self, _ := os.Executable()
-	cmd := exec.Command(self, "scan", "--dry-run", "-S", "198.18.0.1", "-G", "02:00:00:00:00:01", "--no-default-blocklist",
-		"-p", "80", "--rate", "0.001", "198.18.0.0/24")
-	cmd.Env = append(os.Environ(), "REACH_RUN_MAIN=1")
-	stderr, err := cmd.StderrPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	var errb bytes.Buffer
-	sc := bufio.NewScanner(stderr)
-	for sc.Scan() { // the signal handler is installed before the scan starts
-		errb.WriteString(sc.Text() + "\n")
-		if strings.Contains(sc.Text(), "scan starting") {
-			break
-		}
-	}
-	start := time.Now()
-	cmd.Process.Signal(syscall.SIGINT)
-	for sc.Scan() {
-		errb.WriteString(sc.Text() + "\n")
-	}
-	err = cmd.Wait()
-	var ee *exec.ExitError
-	if !errors.As(err, &ee) || ee.ExitCode() != exitError || !strings.Contains(errb.String(), "interrupted before every probe was sent") {
-		t.Fatalf("err %v\n%s", err, errb.String())
-	}
-	if d := time.Since(start); d > 2*time.Second {
-		t.Fatalf("took %v to stop", d)
+	for _, sig := range []syscall.Signal{syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP, syscall.SIGQUIT} {
+		t.Run(sig.String(), func(t *testing.T) {
+			self, _ := os.Executable()
+			cmd := exec.Command(self, "scan", "--dry-run", "-S", "198.18.0.1", "-G", "02:00:00:00:00:01", "--no-default-blocklist",
+				"-p", "80", "--rate", "0.001", "198.18.0.0/24")
+			cmd.Env = append(os.Environ(), "REACH_RUN_MAIN=1")
+			stderr, err := cmd.StderrPipe()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := cmd.Start(); err != nil {
+				t.Fatal(err)
+			}
+			var errb bytes.Buffer
+			sc := bufio.NewScanner(stderr)
+			for sc.Scan() { // the signal handler is installed before the scan starts
+				errb.WriteString(sc.Text() + "\n")
+				if strings.Contains(sc.Text(), "scan starting") {
+					break
+				}
+			}
+			start := time.Now()
+			cmd.Process.Signal(sig)
+			for sc.Scan() {
+				errb.WriteString(sc.Text() + "\n")
+			}
+			err = cmd.Wait()
+			var ee *exec.ExitError
+			if !errors.As(err, &ee) || ee.ExitCode() != exitError || !strings.Contains(errb.String(), "interrupted before every probe was sent") {
+				t.Fatalf("err %v\n%s", err, errb.String())
+			}
+			if d := time.Since(start); d > 2*time.Second {
+				t.Fatalf("took %v to stop", d)
+			}
+		})
 	}
 }
 
