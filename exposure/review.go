@@ -20,6 +20,8 @@ const (
 	New     Kind = "new"     // open now, not in the previous scan
 	Gone    Kind = "gone"    // open in the previous scan, not now
 	Changed Kind = "changed" // open in both, and what answers changed
+
+	SynProxy Kind = "syn-proxy" // a SYN proxy or tarpit answered this port (see ProxyMinPorts)
 )
 
 // kindOrder sorts kinds within a severity: what needs action first.
@@ -45,7 +47,17 @@ type Report struct {
 	Findings   []Finding
 	ByKind     map[Kind]int
 	BySeverity map[Severity]int // over findings that are not expected
-	Hosts      int              // distinct addresses with an open port
+	Hosts      int              // distinct addresses with an open port, proxies left out
+	// Proxies are the addresses judged SYN proxies or tarpits (address
+	// order): their rows are not findings.
+	Proxies []ProxyFinding
+}
+
+// ProxyFinding is one address whose every scanned port answered alike.
+type ProxyFinding struct {
+	Addr uint32
+	Proxy
+	Rows []export.Row // its open rows, port order
 }
 
 // Review judges every open row against p (nil allows nothing). Closed rows
@@ -54,7 +66,21 @@ type Report struct {
 func Review(rows []export.Row, p *Policy) Report {
 	rep := Report{ByKind: map[Kind]int{}, BySeverity: map[Severity]int{}}
 	hosts := map[uint32]bool{}
-	for _, r := range dedup(rows) {
+	open := dedup(rows)
+	proxies := DetectProxies(open)
+	byProxy := map[uint32]*ProxyFinding{}
+	for a, px := range proxies {
+		rep.Proxies = append(rep.Proxies, ProxyFinding{Addr: a, Proxy: px})
+	}
+	slices.SortFunc(rep.Proxies, func(a, b ProxyFinding) int { return cmp.Compare(a.Addr, b.Addr) })
+	for i := range rep.Proxies {
+		byProxy[rep.Proxies[i].Addr] = &rep.Proxies[i]
+	}
+	for _, r := range open {
+		if px := byProxy[r.Addr]; px != nil {
+			px.Rows = append(px.Rows, r)
+			continue
+		}
 		a := Classify(r)
 		rule := p.RuleFor(r.Addr)
 		f := Finding{Row: r, Class: a.Class, Severity: a.Severity, Unauthenticated: a.Unauthenticated, Owner: rule.Owner, Rule: rule.Match, Note: rule.Note, Allowed: rule.Allow.String()}
@@ -112,7 +138,8 @@ func FailOn(rep Report, sev Severity) bool {
 }
 
 // Rows returns the findings as rows for the export writers, in report
-// order, with Class, Severity, Owner, Reason and Finding filled.
+// order, with Class, Severity, Owner, Reason and Finding filled; then the
+// rows of SYN proxies, marked syn-proxy.
 func (rep Report) Rows() []export.Row {
 	out := make([]export.Row, len(rep.Findings))
 	for i, f := range rep.Findings {
@@ -120,7 +147,23 @@ func (rep Report) Rows() []export.Row {
 		r.Class, r.Severity, r.Owner, r.Reason, r.Finding = string(f.Class), f.Severity.String(), f.Owner, f.Reason, string(f.Kind)
 		out[i] = r
 	}
+	for _, px := range rep.Proxies {
+		for _, r := range px.Rows {
+			r.Severity, r.Reason, r.Finding = Info.String(), px.Reason(), string(SynProxy)
+			out = append(out, r)
+		}
+	}
 	return out
+}
+
+// Reason says why an address's ports are not judged one by one.
+func (px ProxyFinding) Reason() string {
+	mss := "no MSS option"
+	if px.MSS != 0 {
+		mss = fmt.Sprintf("MSS %d", px.MSS)
+	}
+	return fmt.Sprintf("%d ports answered SYN-ACK with one signature (TTL %d, window %d, %s): a SYN proxy, tarpit or forging middlebox answers for this address, so an open port here says nothing about a service; grab them to see what really answers.",
+		px.Ports, px.TTL, px.Window, mss)
 }
 
 // dedup keeps open rows only, one per (address, port): the one that says

@@ -6,6 +6,7 @@ import (
 	"strings"
 	"text/tabwriter"
 
+	"github.com/reachscan/reach/engine/target"
 	"github.com/reachscan/reach/internal/safe"
 )
 
@@ -40,6 +41,10 @@ func WriteText(w io.Writer, rep Report) error {
 	if len(rows) > 0 {
 		b.WriteString("\n")
 		writeTable(&b, []string{"SEVERITY", "KIND", "ADDRESS", "SERVICE", "OWNER", "REASON"}, rows)
+	}
+	for _, px := range rep.Proxies {
+		fmt.Fprintf(&b, "\n%s answers every port alike (SYN proxy or tarpit): its %d open ports are not listed. %s\n",
+			target.Addr(px.Addr), px.Ports, px.Reason())
 	}
 	if n := rep.ByKind[Expected]; n > 0 {
 		fmt.Fprintf(&b, "\n%d expected %s (allowed and owned) not listed.\n", n, plural(n, "exposure", "exposures"))

@@ -10,6 +10,7 @@ import (
 
 	"github.com/reachscan/reach/engine/recv"
 	"github.com/reachscan/reach/export"
+	"github.com/reachscan/reach/exposure"
 	"github.com/reachscan/reach/fingerprint"
 )
 
@@ -38,6 +39,9 @@ type Counts struct {
 	Grabs    map[fingerprint.Status]uint64
 	NotTried uint64 // open pairs the grab pool never tried (stopped)
 	Local    uint64 // grabs that failed on this host (local-error)
+	// Proxies are the addresses whose open rows look like a SYN proxy or
+	// tarpit's (exposure.ProxyMinPorts), with their open ports.
+	Proxies map[uint32]exposure.Proxy
 }
 
 // Pipeline takes hits (Hit) or rows to grab (Grab) from any goroutine and
@@ -54,6 +58,7 @@ type Pipeline struct {
 	err     error
 	pending pendingQueue
 	counts  Counts
+	proxies exposure.ProxyDetector
 	closed  bool
 
 	repeats atomic.Uint64
@@ -183,6 +188,9 @@ func (p *Pipeline) writeLocked(r *export.Row) {
 		}
 	}
 	p.counts.Rows++
+	if r.Status == export.StatusOpen {
+		p.proxies.Add(r.Addr, exposure.Signature{TTL: r.TTL, Window: r.Window, MSS: r.MSS})
+	}
 }
 
 // Commit makes every row written so far durable, and returns the time
@@ -270,6 +278,7 @@ func (p *Pipeline) Finish() (Counts, error) {
 	}
 	c := p.counts
 	c.Repeats = p.repeats.Load()
+	c.Proxies = p.proxies.Proxies()
 	if p.err != nil {
 		return c, fmt.Errorf("%w (%d rows not written)", p.err, c.Lost)
 	}

@@ -260,17 +260,7 @@ func countOpen(base, n uint32, port uint16) int {
 // grabs, the running ones finish, it exits 1, and the rows of targets never
 // grabbed carry no grab status (not timeout, not filtered).
 func TestInterruptedGrabKeepsUntriedUnknown(t *testing.T) {
-	ctx, nw := simnet(t, testnet.Options{AnyIP: true}, time.Minute)
-	startListener(ctx, t, nw, "2222")
-	dir := t.TempDir()
-	list, out := filepath.Join(dir, "targets.txt"), filepath.Join(dir, "grab.jsonl")
-	var b strings.Builder
-	for i := range 100 {
-		fmt.Fprintf(&b, "198.19.3.%d,2222\n", i+1)
-	}
-	if err := os.WriteFile(list, []byte(b.String()), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	dir, list, out, nw := silentServers(t, "198.19.3.%d", 100)
 	cmd := reachCmd(t, nw, "grab", "--grab-workers", "4", "--grab-timeout", "3s", "-o", out, list)
 	stderr, err := cmd.StderrPipe()
 	if err != nil {
@@ -389,22 +379,12 @@ func bannerServer(port string) int {
 // recorded as a fact about its target, progress is shown, and the run warns
 // and exits 1.
 func TestGrabOutOfDescriptors(t *testing.T) {
-	ctx, nw := simnet(t, testnet.Options{AnyIP: true}, time.Minute)
-	startListener(ctx, t, nw, "2222")
-	dir := t.TempDir()
-	list, out := filepath.Join(dir, "targets.txt"), filepath.Join(dir, "grab.jsonl")
-	var b strings.Builder
-	for i := range 150 {
-		fmt.Fprintf(&b, "198.19.4.%d,2222\n", i+1)
-	}
-	if err := os.WriteFile(list, []byte(b.String()), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	_, list, out, nw := silentServers(t, "198.19.4.%d", 150)
 	self, err := os.Executable()
 	if err != nil {
 		t.Fatal(err)
 	}
-	cmd := nw.Command(ctx, nw.Scan, "sh", "-c", `ulimit -n 64 && exec "$0" "$@"`, self, "grab", "--grab-workers", "150",
+	cmd := nw.Command(t.Context(), nw.Scan, "sh", "-c", `ulimit -n 64 && exec "$0" "$@"`, self, "grab", "--grab-workers", "150",
 		"--grab-timeout", "2s", "-o", out, list)
 	cmd.Env = append(os.Environ(), "REACH_RUN_MAIN=1")
 	log, err := cmd.CombinedOutput()
@@ -467,5 +447,66 @@ func TestSecondScanOnBusyInterface(t *testing.T) {
 		if _, err := os.Stat(out); !errors.Is(err, os.ErrNotExist) {
 			t.Fatalf("%s: the refused scan wrote %s", receiver, out)
 		}
+	}
+}
+
+// silentServers starts servers that accept and never speak on port 2222
+// of every address, and writes a list of n of them (addresses from the
+// format pattern, 1-based) for reach grab: the scratch directory, the
+// list, an output path there, and the network.
+func silentServers(t *testing.T, pattern string, n int) (dir, list, out string, nw *testnet.Network) {
+	t.Helper()
+	ctx, nw := simnet(t, testnet.Options{AnyIP: true}, time.Minute)
+	startListener(ctx, t, nw, "2222")
+	dir = t.TempDir()
+	list, out = filepath.Join(dir, "targets.txt"), filepath.Join(dir, "grab.jsonl")
+	var b strings.Builder
+	for i := range n {
+		fmt.Fprintf(&b, pattern+",2222\n", i+1)
+	}
+	if err := os.WriteFile(list, []byte(b.String()), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return dir, list, out, nw
+}
+
+// TestSynProxyIsMarked puts a transparent proxy in front of one address of
+// the far side (nftables redirects every port of 198.19.7.7 to one
+// listener, so its kernel completes the handshake on all of them, as a SYN
+// proxy does): the scan warns about that address, keeps its rows, and the
+// review lists it once instead of 200 open ports, while the real listener
+// on 198.19.7.8 stays an ordinary finding.
+func TestSynProxyIsMarked(t *testing.T) {
+	ctx, nw := simnet(t, testnet.Options{AnyIP: true, GRO: true}, time.Minute)
+	if _, err := exec.LookPath("nft"); err != nil {
+		t.Skip("nft not installed (make test installs nftables)")
+	}
+	startListener(ctx, t, nw, "2222")
+	for _, rule := range [][]string{
+		{"add", "table", "ip", "reachproxy"},
+		{"add", "chain", "ip", "reachproxy", "pre", "{ type nat hook prerouting priority -100 ; }"},
+		{"add", "rule", "ip", "reachproxy", "pre", "ip", "daddr", "198.19.7.7", "tcp", "dport", "1-65535", "redirect", "to", ":2222"},
+	} {
+		if out, err := nw.Command(ctx, nw.Net, "nft", rule...).CombinedOutput(); err != nil {
+			t.Fatalf("nft %v: %v\n%s", rule, err, out)
+		}
+	}
+	out := filepath.Join(t.TempDir(), "scan.jsonl")
+	log, err := reachIn(ctx, t, nw, nw.Scan, "scan", "--no-default-blocklist", "--seed", "9", "-p", "1-200,2222", "--rate", "5000",
+		"--cooldown", "1s", "--quiet", "-o", out, "198.19.7.7-198.19.7.8")
+	if err != nil {
+		t.Fatalf("%v\n%s", err, log)
+	}
+	if !strings.Contains(log, "SYN proxy") || !strings.Contains(log, "first=198.19.7.7") || !strings.Contains(log, "addresses=1 ports=201") {
+		t.Fatalf("no warning naming the proxy:\n%s", log)
+	}
+	rows, err := export.ReadFile(out)
+	if err != nil || len(rows) != 202 {
+		t.Fatalf("%d rows, %v; want the proxy's 201 and the listener's 1", len(rows), err)
+	}
+	text, errs, code := reach(t, "review", out)
+	if code != 0 || !strings.Contains(text, "198.19.7.7 answers every port alike (SYN proxy or tarpit): its 201 open ports are not listed") ||
+		strings.Contains(text, "198.19.7.7:") || !strings.Contains(text, "198.19.7.8:2222") || !strings.Contains(text, "\n1 open port on 1 host") {
+		t.Fatalf("review (exit %d):\n%s\n%s", code, text, errs)
 	}
 }

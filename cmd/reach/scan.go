@@ -23,6 +23,7 @@ import (
 	"github.com/reachscan/reach/engine/scan"
 	"github.com/reachscan/reach/engine/send"
 	"github.com/reachscan/reach/engine/target"
+	"github.com/reachscan/reach/exposure"
 	"github.com/reachscan/reach/results"
 )
 
@@ -118,6 +119,7 @@ func scanCommand(log *slog.Logger) *cli.Command {
 				err = errors.Join(err, writeMetadata(m, c, cfg, res, started))
 			}
 			logScan(log, res, counts)
+			warnProxies(log, counts.Proxies)
 			return interrupted(res, cfg, err)
 		},
 	}
@@ -169,6 +171,20 @@ func scanPipeline(ctx context.Context, c *cli.Context, log *slog.Logger, cfg sca
 		}
 	}
 	return pipe, nil
+}
+
+// warnProxies says which addresses answered every port alike.
+func warnProxies(log *slog.Logger, px map[uint32]exposure.Proxy) {
+	if len(px) == 0 {
+		return
+	}
+	ports, first := 0, uint32(math.MaxUint32)
+	for a, p := range px {
+		ports += p.Ports
+		first = min(first, a)
+	}
+	log.Warn(fmt.Sprintf("addresses answered %d or more ports with one SYN-ACK signature: a SYN proxy, tarpit or forging middlebox answers for them; their rows stay, reach review lists each address once", exposure.ProxyMinPorts),
+		"addresses", len(px), "ports", ports, "first", target.Addr(first))
 }
 
 // logScan logs the scan's counters.
