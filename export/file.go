@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strings"
 )
 
 // OutputFile is where one output's bytes go. For a regular file (or a path
@@ -141,6 +142,15 @@ func SyncDir(dir string) error {
 	defer d.Close()
 	if err := d.Sync(); err != nil {
 		return fmt.Errorf("sync directory %s: %w", dir, err)
+	}
+	return nil
+}
+
+// CheckLocal refuses an output path that is a URL (s3://bucket/…), which
+// would otherwise be written as a local directory named after its scheme.
+func CheckLocal(path string) error {
+	if scheme, _, ok := strings.Cut(path, "://"); ok && scheme != "" && !strings.ContainsAny(scheme, "/.") {
+		return fmt.Errorf("output %s: %s:// outputs are not supported yet; write to a local file or DIR/ and copy it", path, scheme)
 	}
 	return nil
 }

@@ -117,6 +117,9 @@ func (f Format) Extension() string {
 // a regular file (a FIFO, a device, a symlink to one) is a stream, written
 // in place (see OpenFile); "-" is stdout.
 func Create(path string, f Format, stdout io.Writer) (Writer, error) {
+	if err := CheckLocal(path); err != nil {
+		return nil, err
+	}
 	if strings.HasSuffix(path, "/") {
 		if f != "" && f != Parquet {
 			return nil, fmt.Errorf("output %s: a directory output is partitioned Parquet", path)

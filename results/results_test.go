@@ -365,3 +365,18 @@ func TestGrabLineEscapes(t *testing.T) {
 		t.Fatalf("line %q", l)
 	}
 }
+
+// TestURLOutputRefused: an object-storage URL is refused, not written as a
+// local directory named "s3:".
+func TestURLOutputRefused(t *testing.T) {
+	dir := t.TempDir()
+	t.Chdir(dir)
+	for _, p := range []string{"s3://bucket/scans/", "gs://b/x.parquet"} {
+		if _, err := Open(Output{Path: p, Run: export.RunID()}); err == nil || !strings.Contains(err.Error(), "not supported yet") {
+			t.Errorf("%s: %v", p, err)
+		}
+	}
+	if ents, _ := os.ReadDir(dir); len(ents) != 0 {
+		t.Errorf("refused outputs left %d entries", len(ents))
+	}
+}

@@ -389,6 +389,9 @@ type Output struct {
 
 // Open opens the sink of o, checking its path before anything is sent.
 func Open(o Output) (Sink, error) {
+	if err := export.CheckLocal(o.Path); err != nil {
+		return nil, err
+	}
 	switch {
 	case o.Path == "":
 		return &textSink{w: bufio.NewWriterSize(o.Stdout, 64<<10), status: o.Closed, grab: o.Grab}, nil
